@@ -47,7 +47,7 @@ peers: $(PEERS_STAMP)
 
 ## Regenerate the golden values that oracle tests compare against (needs the peers venv).
 golden: peers install
-	$(PEERS)/bin/python scripts/generate_peer_golden.py
+	$(PEERS)/bin/python scripts/peer_oracle.py --cases 80 --out tests/vectors/peers/golden.json
 
 ## Benchmarks: proving side by side with its peers.
 bench: install peers

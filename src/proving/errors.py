@@ -5,6 +5,7 @@ built-in exception it refines, so callers can catch either::
 
     ProvingError
     ├── SpecError(ValueError)            an experiment or metric spec is invalid
+    │   └── SpecValidationError          a spec file breaks rules; `.issues` lists each
     ├── StatsInputError(ValueError)      sufficient statistics are malformed (not degenerate)
     ├── AssignmentError(ValueError)      an assignment request cannot be answered
     ├── TelemetryError                   an event store or bus failed
@@ -19,6 +20,8 @@ Messages name the thing, the rule, the value received and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ProvingError(Exception):
     """Root of every error proving raises on purpose."""
@@ -26,6 +29,14 @@ class ProvingError(Exception):
 
 class SpecError(ProvingError, ValueError):
     """An experiment, metric or rollout spec is invalid."""
+
+
+class SpecValidationError(SpecError):
+    """A spec breaks one or more rules; ``issues`` holds each (file, line, field, fix)."""
+
+    def __init__(self, message: str, issues: Sequence[object] | None = None) -> None:
+        super().__init__(message)
+        self.issues = list(issues or [])
 
 
 class StatsInputError(ProvingError, ValueError):

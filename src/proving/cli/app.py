@@ -32,6 +32,33 @@ def _root(
 
 # Command registration: each command group lives in its own module under proving.cli.
 # (added below as the stages land)
+from proving.cli.demo import demo_command  # noqa: E402
+
+app.command("demo")(demo_command)
+from proving.cli.analyze import analyze_command  # noqa: E402
+
+app.command("analyze")(analyze_command)
+from proving.cli.telemetry import ingest_command, telemetry_app  # noqa: E402
+
+app.add_typer(telemetry_app, name="telemetry")
+app.command("ingest")(ingest_command)
+
+from proving.cli.spec import spec_app  # noqa: E402
+
+app.add_typer(spec_app, name="spec")
+from proving.cli.assign import assign_command  # noqa: E402
+
+app.command("assign")(assign_command)
+
+from proving.cli.sequential import monitor_command  # noqa: E402
+
+app.command("monitor")(monitor_command)
+from proving.cli.plan import plan_command  # noqa: E402
+
+app.command("plan")(plan_command)
+from proving.cli.judge import judge_command  # noqa: E402
+
+app.command("judge")(judge_command)
 
 
 def main() -> None:

@@ -1,0 +1,216 @@
+"""`proving judge FILE`: Kayenta-style canary judgement of raw metric values.
+
+FILE (CSV or JSON rows) holds one value per row: columns ``metric``, ``arm`` (``baseline``
+or ``canary``) and ``value``. ``--spec`` (YAML or JSON) says how each metric is judged::
+
+    alpha: 0.05
+    pass_threshold: 95
+    marginal_threshold: 75
+    group_weights: {latency: 2}
+    metrics:
+      - {name: latency_ms, direction: increase, allowed_increase: 0.1, group: latency}
+      - {name: errors, direction: increase, critical: true}
+
+Without ``--spec`` every metric in FILE is judged with ``direction: either`` and no
+tolerance. ``--exit-code`` makes the command usable as a pipeline gate: exit 0 on pass,
+1 otherwise (marginal, fail, no data).
+
+Example:
+    proving judge canary.csv --spec canary.yaml
+    proving judge canary.csv --spec canary.yaml --json --exit-code
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from proving.errors import StatsInputError
+from proving.stats.canary import CanaryJudgement, CanaryMetricSpec, judge
+
+_COLOURS = {"pass": "green", "high": "red", "low": "red", "nodata": "dim"}
+_DECISION = {"pass": "green", "marginal": "yellow", "fail": "red", "nodata": "dim"}
+
+
+class MetricEntry(BaseModel):
+    """One metric of a canary spec file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    direction: Literal["increase", "decrease", "either"] = "either"
+    allowed_increase: float = Field(default=0.0, ge=0.0)
+    allowed_decrease: float = Field(default=0.0, ge=0.0)
+    critical: bool = False
+    group: str = "default"
+
+
+class CanaryJudgeSpec(BaseModel):
+    """A canary spec file: the metrics and the scoring thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    pass_threshold: float = Field(default=95.0, ge=0.0, le=100.0)
+    marginal_threshold: float = Field(default=75.0, ge=0.0, le=100.0)
+    group_weights: dict[str, float] = Field(default_factory=dict)
+    metrics: list[MetricEntry]
+
+
+def load_judge_spec(path: Path) -> CanaryJudgeSpec:
+    """Read and validate a canary spec (YAML or JSON); errors name the file and field."""
+    if not path.is_file():
+        raise StatsInputError(f"{path}: no such file; give the path of a YAML or JSON spec.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StatsInputError(f"{path}: not valid YAML/JSON: {exc}.") from None
+    try:
+        return CanaryJudgeSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise StatsInputError(
+            f"{path}: field `{field}`: {first['msg']}; got {first.get('input')!r}. "
+            "See `proving judge --help` for the spec format."
+        ) from None
+
+
+def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    if not path.is_file():
+        raise StatsInputError(f"{path}: no such file; give the path of a .csv or .json file.")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [(f"{path}: line {i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(fh))]
+    if path.suffix.lower() != ".json":
+        raise StatsInputError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .json.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StatsInputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise StatsInputError(f"{path}: expected a list of rows or an object with `rows`.")
+    return [(f"{path}: rows[{i}]", r) for i, r in enumerate(rows)]
+
+
+def read_values(path: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Group a file of (metric, arm, value) rows into per-metric (baseline, canary) lists."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for where, row in _rows(path):
+        if not isinstance(row, dict):
+            raise StatsInputError(f"{where}: a row must be an object with metric, arm, value.")
+        missing = [k for k in ("metric", "arm", "value") if row.get(k) in (None, "")]
+        if missing:
+            raise StatsInputError(
+                f"{where}: field(s) {missing} missing; every row needs `metric`, `arm` "
+                "(baseline or canary) and `value`."
+            )
+        arm = str(row["arm"]).strip()
+        if arm not in ("baseline", "canary"):
+            raise StatsInputError(f"{where}: `arm` must be 'baseline' or 'canary'; got {arm!r}.")
+        try:
+            value = float(row["value"])
+        except (TypeError, ValueError):
+            raise StatsInputError(
+                f"{where}: `value` must be a number; got {row['value']!r}."
+            ) from None
+        pair = out.setdefault(str(row["metric"]).strip(), ([], []))
+        pair[0 if arm == "baseline" else 1].append(value)
+    return out
+
+
+def run_judge(data_path: Path, spec_path: Path | None, alpha: float | None) -> CanaryJudgement:
+    """Read the values and the spec, judge the canary."""
+    data = read_values(data_path)
+    spec = (
+        load_judge_spec(spec_path)
+        if spec_path
+        else CanaryJudgeSpec(metrics=[MetricEntry(name=m) for m in data])
+    )
+    specs = [CanaryMetricSpec(**m.model_dump()) for m in spec.metrics]
+    for s in specs:  # a metric in the spec with no rows is judged as "no data"
+        data.setdefault(s.name, ([], []))
+    extra = sorted(set(data) - {s.name for s in specs})
+    if extra:
+        raise StatsInputError(
+            f"{data_path}: metric(s) {extra} have values but no entry in {spec_path}; add them "
+            "to the spec's `metrics` or drop their rows."
+        )
+    return judge(
+        data,
+        specs,
+        alpha=spec.alpha if alpha is None else alpha,
+        group_weights=spec.group_weights or None,
+        pass_threshold=spec.pass_threshold,
+        marginal_threshold=spec.marginal_threshold,
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def render(verdict: CanaryJudgement, console: Console) -> None:
+    """Print the per-metric table, then the score and the decision with its reason."""
+    alpha = verdict.metrics[0].alpha if verdict.metrics else 0.05
+    table = Table(title=f"canary vs baseline (Mann-Whitney, {100 * (1 - alpha):g}% HL interval)")
+    for column in ("metric", "group", "n base", "n canary", "median base", "median canary",
+                   "shift", "interval", "p-value", "result", "notes"):  # fmt: skip
+        table.add_column(
+            column, justify="left" if column in ("metric", "group", "notes") else "right"
+        )
+    for m in verdict.metrics:
+        interval = "-" if m.ci_lower is None else f"[{_fmt(m.ci_lower)}, {_fmt(m.ci_upper)}]"
+        flag = " (critical)" if m.critical else ""
+        result = f"[{_COLOURS[m.classification]}]{m.classification}[/]{flag}"
+        if m.passed is True and m.classification != "pass":
+            result = f"[green]{m.classification} (ok)[/]{flag}"
+        table.add_row(
+            m.metric, m.group, str(m.n_baseline), str(m.n_canary), _fmt(m.baseline_median),
+            _fmt(m.canary_median), _fmt(m.estimate), interval, _fmt(m.p_value), result,
+            m.reason or "; ".join(m.warnings),
+        )  # fmt: skip
+    console.print(table)
+    score = "-" if verdict.score is None else f"{verdict.score:.1f}"
+    colour = _DECISION[verdict.decision]
+    why = f" ({verdict.reason})" if verdict.reason else ""
+    console.print(
+        f"score {score} (pass >= {verdict.pass_threshold:g}, marginal >= "
+        f"{verdict.marginal_threshold:g}): [{colour}]{verdict.decision}[/]{why}",
+        highlight=False,
+    )
+
+
+def judge_command(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON rows: metric, arm, value.")],
+    spec: Annotated[
+        Path | None, typer.Option(help="YAML/JSON canary spec (metrics, thresholds).")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option(help="1 - confidence of the shift intervals (overrides spec).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the judgement as JSON.")] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 unless the canary passes.")
+    ] = False,
+) -> None:
+    """Judge a canary against its baseline, metric by metric, and score it (Kayenta-style)."""
+    try:
+        verdict = run_judge(file, spec, alpha)
+    except StatsInputError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    if as_json:
+        typer.echo(verdict.to_json(indent=2))
+    else:
+        render(verdict, Console())
+    if exit_code and verdict.decision != "pass":
+        raise typer.Exit(code=1)

@@ -1,0 +1,86 @@
+"""Self-contained HTML reports with interactive plots (plotly, embedded: works offline)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from proving.simulate.demo import DemoReport
+
+
+def _forest(report: DemoReport) -> go.Figure:
+    """Each metric's lift with its interval, with and without CUPED, against the truth."""
+    fig = go.Figure()
+    names = [m.metric for m in report.metrics]
+    for label, pick, offset, color in (
+        ("with CUPED", lambda m: m.with_cuped, -0.12, "#1f77b4"),
+        ("without CUPED", lambda m: m.without_cuped, 0.12, "#aaaaaa"),
+    ):
+        xs, ys, lo, hi = [], [], [], []
+        for i, m in enumerate(report.metrics):
+            r = pick(m)
+            if r.estimate is None or r.ci_lower is None or r.ci_upper is None:
+                continue
+            xs.append(100 * r.estimate)
+            ys.append(i + offset)
+            lo.append(100 * (r.estimate - r.ci_lower))
+            hi.append(100 * (r.ci_upper - r.estimate))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=label,
+                marker={"color": color, "size": 9},
+                error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[100 * m.true_lift for m in report.metrics],
+            y=list(range(len(names))),
+            mode="markers",
+            name="true lift",
+            marker={"symbol": "x", "size": 12, "color": "#d62728"},
+        )
+    )
+    fig.add_vline(x=0, line_dash="dot", line_color="#666")
+    fig.update_layout(
+        title="Relative lift (%) with 95% intervals",
+        yaxis={"tickmode": "array", "tickvals": list(range(len(names))), "ticktext": names},
+        xaxis_title="lift, %",
+        height=120 + 90 * len(names),
+        template="plotly_white",
+    )
+    return fig
+
+
+def write_demo_report(report: DemoReport, path: str | Path) -> Path:
+    """Write the demo's HTML report (plots and the JSON result) to ``path``."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure = _forest(report).to_html(full_html=False, include_plotlyjs=True)
+    rows = "".join(
+        f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
+        f"<td>{100 * m.true_lift:+.2f}%</td>"
+        f"<td>{'' if m.with_cuped.estimate is None else f'{100 * m.with_cuped.estimate:+.2f}%'}</td>"
+        f"<td>{'yes' if m.recovered else 'no'}</td>"
+        f"<td>{'' if m.interval_narrowing is None else f'{100 * m.interval_narrowing:.0f}%'}</td>"
+        "</tr>"
+        for m in report.metrics
+    )
+    out.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>proving demo</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
+        "td,th{padding:.3em .8em;text-align:right}</style></head><body>"
+        f"<h1>proving demo: {report.n_units:,} simulated users</h1>"
+        "<table><tr><th>metric</th><th>kind</th><th>true lift</th><th>estimate</th>"
+        f"<th>truth recovered</th><th>CUPED narrowed CI by</th></tr>{rows}</table>"
+        f"{figure}"
+        f"<details><summary>result JSON</summary><pre>{html.escape(report.to_json())}</pre>"
+        "</details></body></html>",
+        encoding="utf-8",
+    )
+    return out

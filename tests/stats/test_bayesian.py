@@ -1,0 +1,332 @@
+"""Bayesian normal-normal model: closed forms, numerical integration, Monte Carlo,
+meta-analysis from statsmodels, composition with multiple comparisons and with peeking."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+from statsmodels.stats.meta_analysis import combine_effects
+
+from proving.errors import StatsInputError
+from proving.stats.analyze import analyze
+from proving.stats.bayesian import (
+    FLAT_PRIOR,
+    BayesianResult,
+    NormalPrior,
+    PriorFit,
+    bayes_factor,
+    bayesian_compare,
+    bayesian_family,
+    fit_prior,
+    posterior,
+)
+from proving.stats.effects import compare, mean_moments
+from proving.stats.monitor import pair_estimates
+from proving.stats.multiple import adjust
+from proving.stats.results import ComparisonResult
+from proving.stats.sequential import log_mixture_ratio, mixture_variances
+from proving.stats.sufficient import ArmStats
+
+
+def test_posterior_equals_numerical_integration_of_likelihood_times_prior() -> None:
+    d, se, mu0, s0 = 0.08, 0.03, 0.01, 0.05
+    post = posterior([d], [se], prior_mean=mu0, prior_variance=s0**2, alpha=0.1)
+
+    def density(th: float) -> float:
+        return float(stats.norm.pdf(d, th, se) * stats.norm.pdf(th, mu0, s0))
+
+    lo, hi = -1.0, 1.0
+    z = integrate.quad(density, lo, hi, epsabs=1e-14, points=[d])[0]
+    mean = integrate.quad(lambda th: th * density(th), lo, hi, epsabs=1e-14, points=[d])[0] / z
+    second = integrate.quad(lambda th: th * th * density(th), lo, hi, epsabs=1e-14, points=[d])[0]
+    sd = math.sqrt(second / z - mean**2)
+    assert post.posterior_mean[0] == pytest.approx(mean, rel=1e-8)
+    assert post.posterior_std[0] == pytest.approx(sd, rel=1e-7)
+
+    def cdf(x: float) -> float:
+        return integrate.quad(density, lo, x, epsabs=1e-14)[0] / z
+
+    assert cdf(post.ci_lower[0]) == pytest.approx(0.05, abs=1e-8)
+    assert cdf(post.ci_upper[0]) == pytest.approx(0.95, abs=1e-8)
+    assert post.chance_to_win[0] == pytest.approx(1 - cdf(0.0), abs=1e-8)
+
+
+def test_flat_prior_interval_equals_the_frequentist_z_interval() -> None:
+    rng = np.random.default_rng(1)
+    m_c, m_t = rng.normal(10, 1, 50), rng.normal(10.2, 1, 50)
+    v_c, v_t = rng.uniform(0.01, 0.05, 50), rng.uniform(0.01, 0.05, 50)
+    for effect in ("absolute", "relative"):
+        freq = compare(m_c, v_c, 1000, m_t, v_t, 1000, effect=effect, method="z")  # type: ignore[arg-type]
+        bay = bayesian_compare(m_c, v_c, 1000, m_t, v_t, 1000, effect=effect, prior=FLAT_PRIOR)  # type: ignore[arg-type]
+        np.testing.assert_allclose(bay.ci_lower, freq.ci_lower, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bay.ci_upper, freq.ci_upper, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bay.posterior_mean, freq.estimate, rtol=1e-12)
+        # P(theta > 0) under a flat prior is one minus the one-sided p-value.
+        greater = compare(
+            m_c,
+            v_c,
+            1000,
+            m_t,
+            v_t,
+            1000,
+            effect=effect,
+            method="z",
+            alternative="greater",  # type: ignore[arg-type]
+        )
+        np.testing.assert_allclose(bay.chance_to_win, 1 - greater.p_value, atol=1e-12)
+
+
+def test_expected_loss_matches_monte_carlo_and_truncated_normal() -> None:
+    post = posterior([0.02, -0.01], [0.015, 0.02], prior_mean=0.0, prior_variance=0.03**2)
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        m, s = post.posterior_mean[i], post.posterior_std[i]
+        draws = rng.normal(m, s, 2_000_000)
+        mc_treat = np.maximum(0, -draws)
+        mc_ctrl = np.maximum(0, draws)
+        for ours, sample in (
+            (post.expected_loss_treatment[i], mc_treat),
+            (post.expected_loss_control[i], mc_ctrl),
+        ):
+            tol = 4 * sample.std() / math.sqrt(draws.size)  # 4 Monte Carlo standard errors
+            assert ours == pytest.approx(sample.mean(), abs=tol)
+        # gbstats' form: P(theta < 0) * E[theta | theta < 0], by scipy's truncnorm.
+        a = (0 - m) / s
+        neg = stats.truncnorm(-np.inf, a, loc=m, scale=s).mean()
+        assert post.expected_loss_treatment[i] == pytest.approx(-stats.norm.cdf(a) * neg, rel=1e-9)
+    lower = posterior([0.02], [0.015], higher_is_better=False)
+    assert lower.expected_loss_treatment[0] == pytest.approx(
+        posterior([0.02], [0.015]).expected_loss_control[0], rel=1e-12
+    )
+    assert lower.chance_to_win[0] == pytest.approx(stats.norm.cdf(-0.02 / 0.015), rel=1e-12)
+
+
+def test_bayes_factor_is_the_marginal_likelihood_ratio_and_the_msprt_mixture() -> None:
+    d, se, mu0, s2 = 0.05, 0.02, 0.01, 0.03**2
+    expected = stats.norm.pdf(d, mu0, math.sqrt(se**2 + s2)) / stats.norm.pdf(d, 0, se)
+    assert bayes_factor([d], [se], prior_mean=mu0, prior_variance=s2)[0] == pytest.approx(
+        expected, rel=1e-12
+    )
+    mixture = math.exp(log_mixture_ratio([d], [se], [s2])[0])
+    assert bayes_factor([d], [se], prior_mean=0.0, prior_variance=s2)[0] == pytest.approx(
+        mixture, rel=1e-12
+    )
+
+
+def test_default_prior_is_weakly_informative_and_scaled_for_absolute_effects() -> None:
+    out = bayesian_compare(20.0, 0.01, 5000, 21.0, 0.01, 5000, effect="absolute")
+    assert out.prior_variance[0] == pytest.approx((0.3 * 20.0) ** 2)
+    rel = bayesian_compare(20.0, 0.01, 5000, 21.0, 0.01, 5000, effect="relative")
+    assert rel.prior_variance[0] == pytest.approx(0.09)
+    # Weak: with this much data the posterior barely moves from the estimate.
+    assert rel.posterior_mean[0] == pytest.approx(rel.estimate[0], rel=1e-3)
+    absolute_prior = NormalPrior(mean=0.5, std=2.0, scale="absolute", source="user")
+    conv = bayesian_compare(20.0, 0.01, 5000, 21.0, 0.01, 5000, prior=absolute_prior)
+    assert conv.prior_mean[0] == pytest.approx(0.5 / 20.0)
+    assert conv.prior_variance[0] == pytest.approx(4.0 / 400.0)
+
+
+def test_fit_prior_moments_equals_statsmodels_dersimonian_laird() -> None:
+    rng = np.random.default_rng(3)
+    se = rng.uniform(0.01, 0.04, 40)
+    d = rng.normal(0.01, 0.02, 40) + rng.normal(0, se)
+    fit = fit_prior(d, se, method="moments")
+    ref = combine_effects(d, se**2, method_re="chi2")
+    assert fit.tau2 == pytest.approx(ref.tau2, rel=1e-10)
+    assert fit.mean == pytest.approx(ref.mean_effect_re, rel=1e-10)
+
+
+def test_fit_prior_mle_maximizes_the_marginal_likelihood() -> None:
+    rng = np.random.default_rng(4)
+    se = rng.uniform(0.01, 0.04, 60)
+    d = rng.normal(-0.005, 0.015, 60) + rng.normal(0, se)
+    fit = fit_prior(d, se, method="mle")
+
+    def nll(x: np.ndarray) -> float:
+        return float(-stats.norm.logpdf(d, x[0], np.sqrt(x[1] ** 2 + se**2)).sum())
+
+    ref = optimize.minimize(
+        nll,
+        [0.0, 0.01],
+        method="Nelder-Mead",
+        options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 20000},
+    )
+    assert fit.mean == pytest.approx(ref.x[0], abs=1e-6)
+    assert math.sqrt(fit.tau2) == pytest.approx(abs(ref.x[1]), rel=1e-4)
+    assert fit.log_likelihood == pytest.approx(-ref.fun, rel=1e-9)
+
+
+def test_fit_prior_recovers_a_known_truth_and_flags_tau_zero() -> None:
+    rng = np.random.default_rng(5)
+    se = rng.uniform(0.005, 0.02, 2000)
+    d = rng.normal(0.01, 0.03, 2000) + rng.normal(0, se)
+    for method in ("mle", "moments"):
+        fit = fit_prior(d, se, method=method)  # type: ignore[arg-type]
+        assert fit.mean == pytest.approx(0.01, abs=0.002)
+        assert math.sqrt(fit.tau2) == pytest.approx(0.03, rel=0.05)
+        assert fit.prior.source == "empirical"
+    same = fit_prior([0.01, 0.0101, 0.0099, 0.01], [0.01] * 4)
+    assert same.tau2 == 0.0
+    assert any("tau^2 = 0" in w for w in same.warnings)
+
+
+def _family_results(effect: str, seed: int = 6) -> list[ComparisonResult]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for metric in range(8):
+        truth = 0.04 if metric < 2 else 0.0
+        for variant, lift in (("control", 0.0), ("b", truth)):
+            y = rng.normal(10 * (1 + lift), 3, 2000)
+            rows.append(
+                {"variant": variant, "metric": f"m{metric}", "n": y.size, "sum": y.sum(),
+                 "sum_squares": (y * y).sum()}
+            )  # fmt: skip
+    return list(analyze(rows, effect=effect, method="z").comparisons)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh", "none"])
+def test_flat_prior_family_reproduces_multiple_adjust(correction: str) -> None:
+    results = _family_results("absolute")
+    adjusted = adjust(results, method=correction, alpha=0.05)  # type: ignore[arg-type]
+    bayes = bayesian_family(results, prior=FLAT_PRIOR, correction=correction, alpha=0.05)  # type: ignore[arg-type]
+    for a, b in zip(adjusted, bayes, strict=True):
+        assert b.ci_lower == pytest.approx(a.adjusted_ci_lower, abs=1e-9)
+        assert b.ci_upper == pytest.approx(a.adjusted_ci_upper, abs=1e-9)
+        assert b.metric == a.metric and b.correction == correction
+
+
+def test_empirical_prior_pools_the_family_and_lowers_error() -> None:
+    rng = np.random.default_rng(7)
+    truth = rng.normal(0.0, 0.01, 200)
+    se = np.full(200, 0.02)
+    est = truth + rng.normal(0, se)
+    results = [
+        ComparisonResult(metric=f"m{i}", variant="b", effect="absolute", estimate=float(e),
+                         std_err=0.02, p_value=float(2 * stats.norm.sf(abs(e) / 0.02)),
+                         control_mean=1.0)
+        for i, e in enumerate(est)
+    ]  # fmt: skip
+    pooled = bayesian_family(results, prior="empirical")
+    flat = bayesian_family(results, prior=FLAT_PRIOR)
+    mse_pooled = np.mean([(p.posterior_mean - t) ** 2 for p, t in zip(pooled, truth, strict=True)])
+    mse_flat = np.mean([(p.posterior_mean - t) ** 2 for p, t in zip(flat, truth, strict=True)])
+    print(f"posterior-mean MSE: empirical prior {mse_pooled:.2e}, flat {mse_flat:.2e}")
+    assert mse_pooled < 0.5 * mse_flat
+    assert all(p.prior_source == "empirical" for p in pooled)
+
+
+def test_bayes_factor_stopping_controls_error_under_peeking_and_chance_to_win_does_not() -> None:
+    rng = np.random.default_rng(8)
+    sims, looks, batch = 3000, 30, 300
+    s_c = np.cumsum(rng.normal(0, math.sqrt(batch), (sims, looks)), 1)
+    s_t = np.cumsum(rng.normal(0, math.sqrt(batch), (sims, looks)), 1)
+    q_c = np.cumsum(rng.chisquare(batch - 1, (sims, looks)), 1) + s_c**2 / (
+        batch * np.arange(1, looks + 1)
+    )
+    q_t = np.cumsum(rng.chisquare(batch - 1, (sims, looks)), 1) + s_t**2 / (
+        batch * np.arange(1, looks + 1)
+    )
+    n = np.broadcast_to(batch * np.arange(1, looks + 1.0), (sims, looks)).ravel()
+    mc, vc = mean_moments(n, s_c.ravel(), q_c.ravel())
+    mt, vt = mean_moments(n, s_t.ravel(), q_t.ravel())
+    se = np.sqrt(vc + vt)
+    tau2 = mixture_variances(se, 2 * n, alpha=0.05, tuning_n=5000)
+    bf = bayes_factor(mt - mc, se, prior_mean=0.0, prior_variance=tau2)
+    by_bf = np.any((bf >= 1 / 0.05).reshape(sims, looks), axis=1).mean()
+    flat = posterior(mt - mc, se)
+    ctw = flat.chance_to_win.reshape(sims, looks)
+    by_ctw = np.any((ctw >= 0.975) | (ctw <= 0.025), axis=1).mean()
+    print(f"A/A peeking: Bayes-factor rule {by_bf:.4f}, chance-to-win rule {by_ctw:.4f}")
+    assert by_bf <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / sims)
+    assert by_ctw > 0.15
+
+
+def test_degenerate_data_is_explained() -> None:
+    out = bayesian_compare([1.0, 0.0], [0.0, 0.01], [50, 50], [1.0, 0.1], [0.0, 0.01], [50, 50])
+    assert "zero variance" in out.reason[0]
+    assert "control mean is 0" in out.reason[1]
+    assert np.all(np.isnan(out.posterior_mean)) and np.all(np.isnan(out.chance_to_win))
+    fam = bayesian_family([ComparisonResult(metric="x", variant="b", reason="an arm is empty")])
+    assert fam[0].posterior_mean is None and fam[0].reason == "an arm is empty"
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: NormalPrior(std=-1.0), r"prior `std` must be a positive number"),
+        (lambda: NormalPrior(scale="log"), r"prior `scale` must be"),  # type: ignore[arg-type]
+        (lambda: posterior([0.1], [0.1], alpha=2.0), r"`alpha` must be in \(0, 1\)"),
+        (lambda: fit_prior([0.1, 0.2], [0.1, 0.1]), "needs at least 3 past effects"),
+        (lambda: fit_prior([0.1] * 3, [0.1] * 3, method="em"), "`method` must be 'mle'"),  # type: ignore[arg-type]
+        (lambda: fit_prior([0.1] * 3, [0.1] * 2), "equal length"),
+        (
+            lambda: bayesian_compare(1, 0.1, 9, 1, 0.1, 9, relative_method="log"),
+            "'log' is not supported",
+        ),
+        (lambda: bayesian_family([], correction="sidak"), "`correction` must be"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_input_raises_with_the_fix(call: object, match: str) -> None:
+    with pytest.raises(StatsInputError, match=match):
+        call()  # type: ignore[operator]
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "vectors" / "peers" / "golden.json"
+
+
+@pytest.mark.parametrize("effect", ["relative", "absolute"])
+@pytest.mark.parametrize("prior_name", ["flat", "proper"])
+def test_matches_gbstats_bayesian_on_golden_vectors(effect: str, prior_name: str) -> None:
+    """gbstats 0.8.0's EffectBayesianABTest (flat, and proper N(0, 0.3^2) on the lift) on
+    seeded cases recorded by scripts/peer_oracle.py (CUPED cases excluded: a different
+    CUPED estimator)."""
+    if not GOLDEN.is_file():
+        pytest.skip(f"{GOLDEN} is missing; regenerate it with `make golden`")
+    prior = FLAT_PRIOR if prior_name == "flat" else NormalPrior(std=0.3)
+    checked = 0
+    for case in json.loads(GOLDEN.read_text())["cases"]:
+        ref = case["gbstats"][f"{effect}/bayesian-{prior_name}"]
+        if case["kind"] == "cuped" or ref["error"]:
+            continue
+        c, t = ArmStats.from_flat(case["control"]), ArmStats.from_flat(case["treatment"])
+        kind = "proportion" if case["kind"] == "proportion" else "mean"
+        est, var, _, _ = pair_estimates(c, t, kind, use_cuped=False)
+        out = bayesian_compare(
+            est[0],
+            var[0],
+            c.n,
+            est[1],
+            var[1],
+            t.n,
+            effect=effect,
+            prior=prior,  # type: ignore[arg-type]
+        )
+        pairs = {
+            "estimate": out.posterior_mean,
+            "ci_lower": out.ci_lower,
+            "ci_upper": out.ci_upper,
+            "std_err": out.posterior_std,
+            "chance_to_win": out.chance_to_win,
+            "risk_control": out.expected_loss_control,
+            "risk_treatment": out.expected_loss_treatment,
+        }
+        for name, ours in pairs.items():
+            assert ours[0] == pytest.approx(ref[name], rel=1e-9, abs=1e-15), (case["id"], name)
+        checked += 1
+    assert checked >= 40
+
+
+def test_results_round_trip_through_json() -> None:
+    family = bayesian_family(_family_results("relative"), prior="empirical")
+    for r in family:
+        assert BayesianResult.from_dict(json.loads(r.to_json())) == r
+    fit = fit_prior([0.01, 0.03, -0.02, 0.0], [0.01, 0.01, 0.02, 0.01])
+    assert PriorFit.from_dict(json.loads(fit.to_json())) == fit
+    arrays = bayesian_compare([1.0, 1.0], [0.01, 0.0], 100, [1.1, 1.0], [0.01, 0.0], 100)
+    plain = json.loads(arrays.to_json())
+    assert plain["posterior_mean"][1] is None and plain["reason"][0] is None
