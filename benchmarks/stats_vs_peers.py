@@ -27,6 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from proving.stats import analyze
+from proving.stats.bayesian import NormalPrior, bayesian_family
+from proving.stats.sequential import sequentialize
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
@@ -131,6 +133,40 @@ def main() -> None:
         f"{gb['seconds'] / seconds:.0f}x",
         f"{diff:.2e}",
     )
+
+    # gbstats' sequential engine: the asymptotic confidence sequence with N* = 5000; and its
+    # Bayesian engine: a normal prior N(0, 0.3^2) on the lift. proving's counterparts run on
+    # top of the same fixed-sample analysis, so their time includes it.
+    sequential_options = {"effect": "relative", "method": "z", "cuped": True}
+
+    def sequential() -> list[Any]:
+        return sequentialize(analyze(rows, **sequential_options).comparisons, tuning_n=5000.0)
+
+    def bayesian() -> list[Any]:
+        comparisons = analyze(rows, **sequential_options).comparisons
+        return bayesian_family(comparisons, prior=NormalPrior(mean=0.0, std=0.3))
+
+    for label, run, key, pick in (
+        ("sequential CS", sequential, "sequential", lambda r: (r.estimate, r.ci_lower, r.ci_upper)),
+        (
+            "Bayesian",
+            bayesian,
+            "bayesian-proper",
+            lambda r: (r.posterior_mean, r.ci_lower, r.ci_upper),
+        ),
+    ):
+        seconds = median_seconds(run, args.repeats)
+        by_metric = {r.metric: pick(r) for r in run()}
+        peer = peers["gbstats"][key]
+        diff = largest_difference([by_metric[c["id"]] for c in cases], peer["estimate_ci"], same)
+        table.add_row(
+            label,
+            f"{seconds / n * 1e6:.2f}",
+            "gbstats",
+            f"{peer['seconds'] / n * 1e6:.1f}",
+            f"{peer['seconds'] / seconds:.0f}x",
+            f"{diff:.2e}",
+        )
 
     sp = peers["spotify"]
     ids = set(sp["ids"])

@@ -152,6 +152,18 @@ def test_state_unpaired_values_wait_and_classification_is_sticky() -> None:
     assert calm.p_value_high == flagged.p_value_high  # running minimum kept
 
 
+def test_a_harmless_alarm_never_hides_a_later_regression() -> None:
+    test = SequentialCanaryTest(CanaryMetricSpec("latency", "increase"), prior_strength=1.0)
+    for _ in range(5):
+        faster = test.update(np.ones(20), np.zeros(20))  # the canary is faster: harmless
+    assert faster.classification == "low" and faster.passed is True
+    assert faster.stopped_at_look is None
+    for _ in range(30):
+        slower = test.update(np.zeros(20), np.ones(20))  # then it regresses
+    assert slower.classification == "high" and slower.passed is False
+    assert slower.stopped_at_look is not None and slower.stopped_at_look > 5
+
+
 def test_no_data_and_nan_values() -> None:
     test = SequentialCanaryTest(CanaryMetricSpec("m"))
     empty = test.update([], [])

@@ -245,6 +245,20 @@ def test_degenerate_results_are_left_out_of_m() -> None:
     )
 
 
+def test_results_without_a_standard_error_get_p_values_but_no_intervals() -> None:
+    """E.g. a result from a method that reports only a p-value: adjusted p, no interval."""
+    results = [
+        ComparisonResult(metric=f"m{i}", variant="b", estimate=0.1, p_value=p)
+        for i, p in enumerate((0.001, 0.02))
+    ]
+    adjusted = adjust(results, method="holm", alpha=0.05)
+    np.testing.assert_allclose(
+        [r.adjusted_p_value for r in adjusted], multipletests([0.001, 0.02], method="holm")[1]
+    )
+    assert all(r.adjusted_ci_lower is None and r.adjusted_ci_upper is None for r in adjusted)
+    assert all(not r.warnings for r in adjusted)
+
+
 def test_none_copies_the_marginal_values() -> None:
     rng = np.random.default_rng(3)
     names, *arrays = experiment(rng, 1, 1, variants=1)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -172,6 +175,56 @@ def test_duration_from_daily_traffic() -> None:
     by_n = minimum_detectable_effect(metric, n_total=42_000, relative=True)
     assert by_days.effect == pytest.approx(by_n.effect, rel=1e-12)
     assert by_days.days == 14
+
+
+# ---------------------------------------------------------------- peers
+
+PEERS_PYTHON = Path(__file__).resolve().parents[2] / ".venv-peers" / "bin" / "python"
+SPOTIFY = """
+import json
+from spotify_confidence.samplesize.sample_size_calculator import SampleSize
+out = []
+for mde, var in ((0.5, 16.0), (0.02, 1.3)):
+    total, per_arm, alloc = SampleSize.continuous(mde, var, 0.05, 0.8)
+    out.append({"kind": "mean", "mde": mde, "variance": var, "total": int(total),
+                "alloc": alloc.tolist()})
+total, per_arm, alloc = SampleSize.binomial(0.01, 0.1, 0.05, 0.8, treatments=3,
+                                            bonferroni_correction=True)
+out.append({"kind": "proportion", "mde": 0.01, "p": 0.1, "total": int(total),
+            "alloc": alloc.tolist()})
+print(json.dumps(out))
+"""
+
+
+def run_peer(code: str) -> Any:
+    """Run code in the peers venv (numpy<2, where spotify-confidence and gbstats live)."""
+    if not PEERS_PYTHON.exists():
+        pytest.skip(f"the peers venv is absent ({PEERS_PYTHON}); create it with `make peers`")
+    done = subprocess.run(
+        [str(PEERS_PYTHON), "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_sample_sizes_agree_with_spotify_confidence() -> None:
+    """spotify-confidence 4.1.0 SampleSize: the same normal formula for a mean metric.
+    For a proportion it uses the control's p (1 - p) in both arms; proving uses the
+    treatment's own rate, as the Wald test it plans does: the difference is pinned."""
+    cases = run_peer(SPOTIFY)
+    for case in cases[:2]:
+        plan = sample_size(PlanMetric.mean_metric(0.0, math.sqrt(case["variance"])), case["mde"])
+        assert plan.n_control_exact is not None
+        # Spotify rounds the total up once; proving reports the exact size too.
+        assert abs(2 * plan.n_control_exact - case["total"]) < 1.0
+    prop = cases[2]
+    weights = prop["alloc"]  # Spotify's optimal control_vs_all allocation (0.5, 0.25, 0.25)
+    plan = sample_size(PlanMetric.proportion(0.1), 0.01, weights=weights, power=0.8)
+    assert plan.alpha_per_test == pytest.approx(0.025)
+    assert plan.n_control_exact is not None
+    ours_total = plan.n_control_exact / weights[0]
+    # se^2 * N = v_c / w_c + v_t / w_t: proving's v_t = 0.11 * 0.89, Spotify's 0.1 * 0.9.
+    factor = (0.09 / 0.5 + 0.11 * 0.89 / 0.25) / (0.09 / 0.5 + 0.09 / 0.25)
+    assert ours_total == pytest.approx(prop["total"] * factor, rel=2e-4)
 
 
 # ---------------------------------------------------------------- baselines from history

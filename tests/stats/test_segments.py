@@ -258,6 +258,8 @@ def test_bad_inputs_raise_with_a_message() -> None:
         analyze_segments({})
     with pytest.raises(StatsInputError, match="must map to a \\(control, treatment\\) pair"):
         analyze_segments({"a": ok})  # type: ignore[dict-item]
+    with pytest.raises(StatsInputError, match="`traffic` must be two positive weights"):
+        analyze_segments({"a": (ok, ok)}, traffic=(-1.0, 1.0))
     with pytest.raises(StatsInputError, match="`variant` must not be 'control'"):
         analyze_segments({"a": (ok, ok)}, variant="control")
     mixed = [*_comparisons([0.1], [0.1]), ComparisonResult(metric="other", variant="b")]

@@ -6,6 +6,8 @@ import doctest
 import itertools
 import json
 import math
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +211,41 @@ def test_sequential_bad_parameters_raise(kwargs: dict[str, float], match: str) -
 def test_sequential_degenerate_inputs_are_explained() -> None:
     assert "no units" in (srm_sequential([0, 0]).reason or "")
     assert srm_sequential([5, 3, 1], [1, 1, 0]).alarm
+
+
+PEERS_PYTHON = Path(__file__).resolve().parents[2] / ".venv-peers" / "bin" / "python"
+GBSTATS_SRM = """
+import json
+from gbstats.utils import check_srm
+cases = [([5000, 5400], [0.5, 0.5]), ([3310, 3302, 3388], [0.34, 0.33, 0.33]),
+         ([1000, 1040, 0], [50, 50, 0]), ([0, 0], [1, 1])]
+print(json.dumps([float(check_srm(u, w)) for u, w in cases]))
+"""
+
+
+def test_agrees_with_gbstats_check_srm_and_pins_the_differences() -> None:
+    """gbstats 0.8.0 utils.check_srm, run in the peers venv (numpy<2)."""
+    if not PEERS_PYTHON.exists():
+        pytest.skip(f"the peers venv is absent ({PEERS_PYTHON}); create it with `make peers`")
+    done = subprocess.run(
+        [str(PEERS_PYTHON), "-c", GBSTATS_SRM], capture_output=True, text=True, timeout=300,
+        check=True,
+    )  # fmt: skip
+    p_equal, p_three, p_zero_weight, p_empty = json.loads(done.stdout.strip().splitlines()[-1])
+    assert srm_check([5000, 5400]).p_value == pytest.approx(p_equal, rel=1e-9)
+    assert srm_check([3310, 3302, 3388], [0.34, 0.33, 0.33]).p_value == pytest.approx(
+        p_three, rel=1e-9
+    )
+    # A weight-0 arm: gbstats skips it in the statistic but still counts it in the degrees
+    # of freedom (2 instead of 1), so its p-value is larger; proving drops it from both.
+    ours = srm_check([1000, 1040, 0], [50, 50, 0])
+    assert ours.df == 1 and ours.p_value is not None
+    statistic = 2 * 20**2 / 1020
+    assert p_zero_weight == pytest.approx(stats.chi2.sf(statistic, 2), rel=1e-9)
+    assert ours.p_value == pytest.approx(stats.chi2.sf(statistic, 1), rel=1e-9)
+    # No units: gbstats answers p = 1, a number that looks real; proving explains instead.
+    assert p_empty == 1.0
+    assert srm_check([0, 0]).p_value is None
 
 
 def test_docstring_examples() -> None:

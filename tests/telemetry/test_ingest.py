@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -38,9 +38,12 @@ def exposure(i: int, **extra: Any) -> dict[str, Any]:
 class Api:
     """The app over one DuckDB store, called through httpx in-process."""
 
+    made: ClassVar[list[Api]] = []
+
     def __init__(
         self, config: IngestConfig | None = None, store: Any = None, **writer: Any
     ) -> None:
+        Api.made.append(self)
         self.store = store or DuckDBStore(":memory:")
         self.writer = BatchWriter(
             self.store, flush_interval=0.01, registry=CollectorRegistry(), **writer
@@ -68,12 +71,21 @@ class Api:
         return asyncio.run(go())
 
 
+@pytest.fixture(autouse=True)
+def close_apis() -> Iterator[None]:
+    """Close every writer and store a test made."""
+    yield
+    while Api.made:
+        made = Api.made.pop()
+        if isinstance(made.store, GatedStore):
+            made.store.gate.set()
+        made.writer.close(timeout=10)
+        made.store.close()
+
+
 @pytest.fixture
-def api() -> Iterator[Api]:
-    made = Api(IngestConfig(known_experiments=frozenset({"checkout", "search"})))
-    yield made
-    made.writer.close()
-    made.store.close()
+def api() -> Api:
+    return Api(IngestConfig(known_experiments=frozenset({"checkout", "search"})))
 
 
 def test_all_good_is_200_and_committed_before_the_answer(api: Api) -> None:

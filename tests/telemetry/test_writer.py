@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import ClassVar
 
 import pyarrow as pa
 import pytest
@@ -21,8 +22,11 @@ from proving.telemetry.writer import BatchWriter, WriterOverloadedError
 class GatedStore(EventStore):
     """A real DuckDB store behind a gate (to hold writes) and a failure budget."""
 
+    opened: ClassVar[list[GatedStore]] = []
+
     def __init__(self, failures: int = 0) -> None:
         self.inner = DuckDBStore(":memory:")
+        GatedStore.opened.append(self)
         self.url = "gated+" + self.inner.url
         self.gate = threading.Event()
         self.gate.set()
@@ -48,6 +52,16 @@ class GatedStore(EventStore):
 
     def close(self) -> None:
         self.inner.close()
+
+
+@pytest.fixture(autouse=True)
+def close_stores() -> Iterator[None]:
+    """Close every store a test opened (DuckDB complains about leaks at exit otherwise)."""
+    yield
+    while GatedStore.opened:
+        store = GatedStore.opened.pop()
+        store.gate.set()
+        store.close()
 
 
 def events(n: int, prefix: str = "o") -> list[OutcomeEvent]:

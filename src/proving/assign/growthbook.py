@@ -326,18 +326,17 @@ class ExperimentPlan:
         self, attr: str, raw: Any, reason: str, feature_id: str | None, **extra: Any
     ) -> ExperimentResult:
         """A not-in-experiment result (the control's value, no hashed exposure)."""
-        return _build(
-            key=self.variation_keys[0],
-            value=self.variations[0] if self.variations else None,
-            variation_id=0,
-            in_experiment=False,
-            hash_used=False,
-            hash_attribute=attr,
-            hash_value=raw,
-            feature_id=feature_id,
-            reason=reason,
-            **extra,
-        )
+        fields = self.out_template.copy()
+        fields["hash_attribute"] = attr
+        fields["hash_value"] = raw
+        fields["reason"] = reason
+        if feature_id is not None:
+            fields["feature_id"] = feature_id
+        if extra:
+            fields.update(extra)
+        result: ExperimentResult = _new(ExperimentResult)
+        _set_dict(result, "__dict__", fields)
+        return result
 
     def forced(
         self, index: int, attr: str, raw: Any, reason: str, feature_id: str | None
@@ -491,10 +490,13 @@ def _namespace(experiment: Mapping[str, Any]) -> tuple[str, float, float] | None
 def _filtered(plan: ExperimentPlan, attributes: Mapping[str, Any]) -> bool:
     """:func:`filtered_out` over the plan's precompiled filters."""
     for attribute, seed, version, ranges in plan.filters:
-        _, raw = resolve_hash_attribute(attributes, attribute)
-        if raw == "":
-            return True
-        n = hash_value(seed, raw if raw.__class__ is str else js_string(raw), version)
+        raw = attributes.get(attribute or "id")
+        if raw.__class__ is not str or not raw:
+            _, raw = resolve_hash_attribute(attributes, attribute)
+            if raw == "":
+                return True
+            raw = js_string(raw)
+        n = hash_value(seed, raw, version)
         if n is None or not any(start <= n < end for start, end in ranges):
             return True
     return False

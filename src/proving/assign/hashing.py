@@ -20,7 +20,9 @@ column by column with uint32 wraparound, and is identical to the scalar path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Final
 
@@ -84,10 +86,15 @@ def hash_value(seed: str, value: str, version: int) -> float | None:
         >>> hash_value("", "a", 1)
         0.22
     """
+    # fnv1a32 inlined (this runs per request): ASCII text goes straight to the C hash.
     if version == 2:
-        return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+        text = seed + value
+        first = fnv1a32_bytes(text.encode()) if text.isascii() else _fnv1a32_code_units(text)
+        return (fnv1a32_bytes(str(first).encode()) % 10000) / 10000
     if version == 1:
-        return (fnv1a32(value + seed) % 1000) / 1000
+        text = value + seed
+        n = fnv1a32_bytes(text.encode()) if text.isascii() else _fnv1a32_code_units(text)
+        return (n % 1000) / 1000
     return None
 
 
@@ -211,14 +218,9 @@ def _fnv_decimal_direct(h: NDArray[np.uint32]) -> NDArray[np.uint32]:
 
 
 @lru_cache(maxsize=1)
-def _decimal_tables() -> tuple[NDArray[np.uint32], NDArray[np.uint32]]:
-    """``fnv(str(v))`` for v < 100000, and the 5 zero-padded digit codes of each v."""
-    values = np.arange(100_000, dtype=np.uint32)
-    hashes = _fnv_decimal_direct(values)
-    digits = np.empty((5, values.shape[0]), dtype=np.uint32)
-    for k in range(5):
-        digits[4 - k] = (values // np.uint32(10**k)) % np.uint32(10) + np.uint32(48)
-    return hashes, digits
+def _decimal_table() -> NDArray[np.uint32]:
+    """``fnv(str(v))`` for every v < 100000 (400 kB, built once)."""
+    return _fnv_decimal_direct(np.arange(100_000, dtype=np.uint32))
 
 
 def _fnv_decimal(h: NDArray[np.uint32]) -> NDArray[np.uint32]:
@@ -226,27 +228,36 @@ def _fnv_decimal(h: NDArray[np.uint32]) -> NDArray[np.uint32]:
 
     Split ``h = high * 100000 + low``: the state after the digits of ``high`` is
     ``fnv(str(high))``, a table lookup (high < 42950); then the 5 digits of ``low``,
-    zero-padded, are 5 FNV steps with their codes looked up too. Numbers below 100000
-    have no high part: their hash is the table entry itself.
+    zero-padded, are 5 FNV steps. Numbers below 100000 have no high part: their hash is
+    the table entry itself. (Half the work of :func:`_fnv_decimal_direct`.)
     """
-    hashes, digits = _decimal_tables()
+    table = _decimal_table()
     high = h // np.uint32(100_000)
-    low = (h - high * np.uint32(100_000)).astype(np.intp)  # np.take is fastest with intp
-    out = np.take(hashes, high.astype(np.intp))
-    codes = np.empty_like(out)
+    low = h - high * np.uint32(100_000)
+    out = np.take(table, high.astype(np.intp))
+    chars = np.empty((5, h.shape[0]), dtype=np.uint32)
+    q, nxt = low, np.empty_like(low)
+    for k in range(5):  # chars[4 - k] is the 10**k digit of low
+        np.floor_divide(q, np.uint32(10), out=nxt)  # division by a constant: fast in numpy
+        row = chars[4 - k]
+        np.multiply(nxt, np.uint32(10), out=row)
+        np.subtract(q, row, out=row)
+        q, nxt = nxt, (q if k else np.empty_like(low))  # never overwrite `low`
+    chars += np.uint32(48)  # ASCII "0"
     for k in range(5):
-        np.take(digits[k], low, out=codes)
-        np.bitwise_xor(out, codes, out=out)
+        np.bitwise_xor(out, chars[k], out=out)
         np.multiply(out, _PRIME_U32, out=out)
     small = high == 0
     if small.any():
-        out[small] = hashes[low[small]]
+        out[small] = table[low[small]]
     return out
 
 
 # Rows per block: a block's transposed code units (block x width x 4 bytes) and its state
 # vectors stay in cache while the columns are walked.
 _BLOCK: Final = 1 << 15
+# Threads for large batches (one per core, at most this many).
+_MAX_WORKERS: Final = 8
 
 
 def _hash_block(
@@ -303,9 +314,22 @@ def hash_batch(
     n = codes.shape[0]
     if version not in (1, 2):
         return np.full(n, np.nan, dtype=np.float64)
+    _decimal_table()  # built once, before any worker thread needs it
     result = np.empty(n, dtype=np.float64)
-    for start in range(0, n, _BLOCK):
+
+    def hash_rows(start: int) -> None:
         stop = min(start + _BLOCK, n)
         block_lengths = None if lengths is None else lengths[start:stop]
         result[start:stop] = _hash_block(seed, codes[start:stop], block_lengths, version)
+
+    starts = range(0, n, _BLOCK)
+    workers = min(os.cpu_count() or 1, _MAX_WORKERS, len(starts))
+    if workers > 1:
+        # numpy releases the GIL inside each ufunc, so blocks hash in parallel threads;
+        # each block writes its own slice of the result, so the output is the same.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(hash_rows, starts))
+    else:
+        for start in starts:
+            hash_rows(start)
     return result

@@ -20,9 +20,9 @@ def _percent(value: float | None) -> str:
 def render(report: DemoReport, console: Console) -> None:
     """Print the demo report as Rich tables and plain verdicts."""
     table = Table(title=f"Simulated experiment: {report.n_units:,} users, seed {report.seed}")
-    for column in ("metric", "kind", "true lift", "estimate", "95% CI", "p-value", "truth"):
-        table.add_column(column, justify="right")
-    table.add_column("CUPED: CI narrower by", justify="right")
+    for column in ("metric", "kind", "truth", "estimate", "95% CI", "p", "verdict"):
+        table.add_column(column, justify="right", no_wrap=column in ("metric", "95% CI"))
+    table.add_column("CUPED narrows CI", justify="right")
     for m in report.metrics:
         r = m.with_cuped
         ci = f"[{_percent(r.ci_lower)}, {_percent(r.ci_upper)}]"
@@ -44,6 +44,27 @@ def render(report: DemoReport, console: Console) -> None:
         f"Sample-ratio check: {srm}: "
         + ("[red]MISMATCH[/]" if report.srm_alarm else "[green]traffic split as configured[/]")
     )
+    looks = Table(
+        title=f"Sequential monitor on {report.monitor_metric} (true lift "
+        f"{_percent(report.monitor_true_lift)}), one look a day, always-valid 95% interval"
+    )
+    for column in ("day", "units", "estimate", "always-valid interval", "decision"):
+        looks.add_column(column, justify="right")
+    for look in report.monitor:
+        decision = look.decision.replace("_", " ")
+        looks.add_row(
+            str(look.look),
+            f"{look.n_control + look.n_treatment:,.0f}",
+            _percent(look.estimate),
+            f"[{_percent(look.running_ci_lower)}, {_percent(look.running_ci_upper)}]",
+            f"[bold]{decision}[/]" if look is report.stopped_at else decision,
+        )
+    console.print(looks)
+    stop = report.stopped_at
+    if stop is not None:
+        console.print(f"Stopped on day {stop.look} of {len(report.monitor)}: {stop.reason}")
+    else:
+        console.print("The monitor did not stop: it needs more data.")
     recovered = sum(m.recovered for m in report.metrics)
     console.print(f"Truth recovered on {recovered} of {len(report.metrics)} metrics.")
     for warning in report.warnings:
@@ -62,7 +83,7 @@ def demo_command(
     from proving.simulate.demo import run_demo
     from proving.ui.report import write_demo_report
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     if as_json:
         typer.echo(run_demo(units, seed=seed).to_json())
         return

@@ -51,6 +51,11 @@ class MetricEntry(BaseModel):
     allowed_decrease: float = Field(default=0.0, ge=0.0)
     critical: bool = False
     group: str = "default"
+    reference: float | None = None  # fixed scale of the tolerances in --sequential mode
+
+    def metric_spec(self) -> CanaryMetricSpec:
+        """The library's spec of this metric."""
+        return CanaryMetricSpec(**self.model_dump(exclude={"reference"}))
 
 
 class CanaryJudgeSpec(BaseModel):
@@ -101,9 +106,12 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path}: rows[{i}]", r) for i, r in enumerate(rows)]
 
 
-def read_values(path: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """Group a file of (metric, arm, value) rows into per-metric (baseline, canary) lists."""
-    out: dict[str, tuple[list[float], list[float]]] = {}
+ByLook = dict[str, dict[int, tuple[list[float], list[float]]]]
+
+
+def read_values(path: Path) -> ByLook:
+    """Group (metric, arm, value[, look]) rows: metric -> look -> (baseline, canary)."""
+    out: ByLook = {}
     for where, row in _rows(path):
         if not isinstance(row, dict):
             raise StatsInputError(f"{where}: a row must be an object with metric, arm, value.")
@@ -118,40 +126,71 @@ def read_values(path: Path) -> dict[str, tuple[list[float], list[float]]]:
             raise StatsInputError(f"{where}: `arm` must be 'baseline' or 'canary'; got {arm!r}.")
         try:
             value = float(row["value"])
+            look = int(str(row.get("look") or 1).strip())
         except (TypeError, ValueError):
             raise StatsInputError(
-                f"{where}: `value` must be a number; got {row['value']!r}."
+                f"{where}: `value` must be a number and `look` a whole number; got "
+                f"{row['value']!r} and {row.get('look')!r}."
             ) from None
-        pair = out.setdefault(str(row["metric"]).strip(), ([], []))
+        pair = out.setdefault(str(row["metric"]).strip(), {}).setdefault(look, ([], []))
         pair[0 if arm == "baseline" else 1].append(value)
     return out
 
 
-def run_judge(data_path: Path, spec_path: Path | None, alpha: float | None) -> CanaryJudgement:
-    """Read the values and the spec, judge the canary."""
+def _load(data_path: Path, spec_path: Path | None) -> tuple[ByLook, CanaryJudgeSpec]:
+    """The values and the spec; every metric with values needs an entry in the spec."""
     data = read_values(data_path)
     spec = (
         load_judge_spec(spec_path)
         if spec_path
         else CanaryJudgeSpec(metrics=[MetricEntry(name=m) for m in data])
     )
-    specs = [CanaryMetricSpec(**m.model_dump()) for m in spec.metrics]
-    for s in specs:  # a metric in the spec with no rows is judged as "no data"
-        data.setdefault(s.name, ([], []))
-    extra = sorted(set(data) - {s.name for s in specs})
+    for m in spec.metrics:  # a metric in the spec with no rows is judged as "no data"
+        data.setdefault(m.name, {})
+    extra = sorted(set(data) - {m.name for m in spec.metrics})
     if extra:
         raise StatsInputError(
             f"{data_path}: metric(s) {extra} have values but no entry in {spec_path}; add them "
             "to the spec's `metrics` or drop their rows."
         )
+    return data, spec
+
+
+def run_judge(data_path: Path, spec_path: Path | None, alpha: float | None) -> CanaryJudgement:
+    """Read the values and the spec, judge the canary on all looks pooled."""
+    data, spec = _load(data_path, spec_path)
+    pooled = {
+        name: (
+            [v for b, _ in looks.values() for v in b],
+            [v for _, c in looks.values() for v in c],
+        )
+        for name, looks in data.items()
+    }
     return judge(
-        data,
-        specs,
+        pooled,
+        [m.metric_spec() for m in spec.metrics],
         alpha=spec.alpha if alpha is None else alpha,
         group_weights=spec.group_weights or None,
         pass_threshold=spec.pass_threshold,
         marginal_threshold=spec.marginal_threshold,
     )
+
+
+def run_sequential(
+    data_path: Path, spec_path: Path | None, alpha: float | None
+) -> list[list[SequentialCanaryResult]]:
+    """Replay the looks through one :class:`SequentialCanaryTest` per metric."""
+    data, spec = _load(data_path, spec_path)
+    out = []
+    for entry in spec.metrics:
+        test = SequentialCanaryTest(
+            entry.metric_spec(),
+            alpha=spec.alpha if alpha is None else alpha,
+            reference=entry.reference,
+        )
+        looks = data[entry.name]
+        out.append([test.update(*looks[k]) for k in sorted(looks)] or [test.update([], [])])
+    return out
 
 
 def _fmt(value: float | None) -> str:

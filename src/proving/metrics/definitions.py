@@ -109,6 +109,21 @@ class FilterSpec(_Strict):
         return self
 
 
+def _check_filter_type(f: FilterSpec, column_type: str) -> None:
+    values = f.value if isinstance(f.value, list) else [f.value] if f.value is not None else []
+    for v in values:
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        if column_type == "numeric" and not numeric:
+            raise ValueError(
+                f"filter on numeric column {f.column!r} needs a number; got {v!r}"
+            )
+        if column_type == "string" and not isinstance(v, str):
+            raise ValueError(
+                f"filter on text column {f.column!r} needs a string; got {v!r}. "
+                f"Quote it in YAML: '{v}'"
+            )
+
+
 class MeasureSpec(_Strict):
     """One per-unit quantity: events of one table, filtered, aggregated per unit.
 
@@ -127,6 +142,15 @@ class MeasureSpec(_Strict):
     value: str | None = None
     aggregation: Aggregation = "sum"
     filters: tuple[FilterSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_value(cls, data: Any) -> Any:
+        # An outcome's number is its `value`: `{event: purchase}` sums purchase values.
+        if isinstance(data, dict) and data.get("source", "outcomes") == "outcomes":
+            if data.get("value") is None and data.get("aggregation", "sum") in ("sum", "max", "min"):
+                data = {**data, "value": "value"}
+        return data
 
     @model_validator(mode="after")
     def _check_columns(self) -> MeasureSpec:
@@ -153,6 +177,7 @@ class MeasureSpec(_Strict):
                     f"filter column {f.column!r} is not a column of {self.source}; "
                     f"use one of {', '.join(sorted(columns))}"
                 )
+            _check_filter_type(f, columns[f.column])
         return self
 
     def value_column(self) -> str | None:
@@ -243,12 +268,13 @@ class QuantileSpec(_Strict):
 
     p: float
     level: Literal["event", "unit"] = "event"
+    rank_alpha: float = 0.05
 
-    @field_validator("p")
+    @field_validator("p", "rank_alpha")
     @classmethod
-    def _p(cls, value: float) -> float:
+    def _p(cls, value: float, info: Any) -> float:
         if not 0 < value < 1:
-            raise ValueError(f"quantile.p must be in (0, 1); got {value}")
+            raise ValueError(f"quantile.{info.field_name} must be in (0, 1); got {value}")
         return value
 
 

@@ -1,28 +1,29 @@
-"""Quantile metrics in the warehouse: the sample quantile per arm and its clustered counts.
+"""Quantile metrics in the warehouse: per arm, the order statistics a quantile test needs.
 
 A quantile metric (p50, p90, p99 of latency, of order value...) is not a sum, so its
-per-arm statistics are not additive across arms, segments or days. What the metrics layer
-returns per (experiment, variant, segment, metric):
+per-arm statistics do not add across arms, segments or days. The row per (experiment,
+variant, segment, metric) is what :meth:`proving.stats.quantiles.QuantileStats.from_flat`
+reads (see docs/stats/quantiles.md for the statistics):
 
 ==============================  ==============================================================
-``quantile``                    the probability p
-``level``                       ``event`` (all events in the window) or ``unit`` (unit values)
-``estimate``                    the sample quantile Q at p (linear interpolation, type 7)
+``quantile``, ``level``         the level nu, and ``event`` (all events in the window,
+                                clustered by unit) or ``unit`` (one value per unit)
+``estimate``                    the sample quantile X_(ceil(n nu)) (``inverted_cdf``)
+``lower``, ``upper``            the order statistics X_(l), X_(u) with
+                                l = floor(n nu - z sqrt(n nu (1 - nu))),
+                                u = ceil(n nu + z sqrt(n nu (1 - nu))), z at ``rank_alpha``
+                                (None when the ranks fall outside 1..n: too few values)
+``n_events``                    observations n (events, or units at level ``unit``)
 ``n``                           units contributing (clusters)
-``n_events``                    observations (events, or units at level ``unit``)
-``sum``, ``sum_squares``        over units of S_i = #observations of unit i with value <= Q
-``denominator_sum``, ...        over units of N_i = #observations of unit i
-``sum_products``                over units of S_i * N_i
+``sum``, ``sum_squares``        over units of a_i = the unit's observations <= estimate
+``denominator_sum``, ...        over units of b_i = the unit's observations
+``sum_products``                over units of a_i * b_i
 ==============================  ==============================================================
 
-The share of observations below Q, ``p_hat = sum / denominator_sum``, is a ratio of unit
-sums, so its variance follows from the delta method on these columns (the clustered
-formula of Deng, Knoblich and Lu (2018), "Applying the Delta Method in Metric Analytics",
-section 4.1); the interval for the quantile is then read at the order statistics of
-``p -/+ z * se(p_hat)``. Those two values depend on alpha and need the data again, so the
-stats engine asks for them by calling :func:`quantile_values` with the ranks it wants, or
-uses a density estimate. At level ``unit`` every unit has N_i = 1 and S_i is 0/1, and the
-formula reduces to the i.i.d. binomial one.
+The ranks and values are computed in the engine with a window ``row_number`` per group,
+so the three order statistics come from one sort. The ``a_i, b_i`` columns feed the
+clustered (delta method) variance of the share below the quantile (Deng, Knoblich and Lu
+2018, "Applying the Delta Method in Metric Analytics", KDD).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+from scipy import special
 
 from proving.metrics.compile import (
     measure_events,
@@ -76,15 +78,37 @@ def observations(
     return j.select("unit_id", *keep, "v")
 
 
-def quantile_stats(obs: ir.Table, p: float, keys: Sequence[str]) -> ir.Table:
-    """Per group of ``keys``: the sample quantile and the clustered counts around it."""
-    q = obs.group_by(list(keys)).aggregate(estimate=obs.v.quantile(p))
+def quantile_stats(
+    obs: ir.Table, p: float, keys: Sequence[str], *, rank_alpha: float = 0.05
+) -> ir.Table:
+    """Per group of ``keys``: the sample quantile, the bracketing order statistics and the
+    clustered counts around the quantile."""
+    z = float(special.ndtri(1.0 - rank_alpha / 2.0))
+    group = ibis.window(group_by=list(keys))
+    ranked = obs.mutate(
+        rank=ibis.row_number().over(ibis.window(group_by=list(keys), order_by=obs.v)) + 1,
+        n_obs=obs.count().over(group).cast("float64"),
+    )
+    # The same float expressions as proving.stats.quantiles.rank_bounds, so the ranks
+    # agree to the bit: n nu, then z * sqrt(n nu (1 - nu)).
+    center = ranked.n_obs * ibis.literal(p)
+    half = ibis.literal(z) * (center * ibis.literal(1.0 - p)).sqrt()
+    ranked = ranked.mutate(
+        r_q=center.ceil(), r_l=(center - half).floor(), r_u=(center + half).ceil()
+    )
+
+    def at(rank: ir.NumericValue) -> ir.Scalar:
+        return ibis.ifelse(ranked["rank"] == rank, ranked.v, ibis.null("float64")).max()
+
+    q = ranked.group_by(list(keys)).aggregate(
+        estimate=at(ranked.r_q), lower=at(ranked.r_l), upper=at(ranked.r_u)
+    )
     j = obs.join(q, list(keys))
     below = ibis.ifelse(j.v <= j.estimate, 1.0, 0.0)
-    per_unit = j.group_by([*keys, "unit_id", "estimate"]).aggregate(
+    per_unit = j.group_by([*keys, "unit_id", "estimate", "lower", "upper"]).aggregate(
         s=below.sum(), c=j.count().cast("float64")
     )
-    return per_unit.group_by([*keys, "estimate"]).aggregate(
+    return per_unit.group_by([*keys, "estimate", "lower", "upper"]).aggregate(
         n=per_unit.count(),
         n_events=per_unit.c.sum(),
         sum=per_unit.s.sum(),
@@ -93,6 +117,10 @@ def quantile_stats(obs: ir.Table, p: float, keys: Sequence[str]) -> ir.Table:
         denominator_sum_squares=(per_unit.c * per_unit.c).sum(),
         sum_products=(per_unit.s * per_unit.c).sum(),
     )
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def quantile_rows(
@@ -111,7 +139,8 @@ def quantile_rows(
     groupings += [(d, ["variant", segment_column(d)]) for d in spec.segments]
     rows: list[dict[str, Any]] = []
     for dim, keys in groupings:
-        df: pd.DataFrame = engine.execute(quantile_stats(obs, metric.quantile.p, keys))
+        expr = quantile_stats(obs, metric.quantile.p, keys, rank_alpha=metric.quantile.rank_alpha)
+        df: pd.DataFrame = engine.execute(expr)
         df = df.sort_values(keys).reset_index(drop=True)
         for rec in df.to_dict("records"):
             segment = "all" if dim is None else f"{dim}={rec[segment_column(dim)]}"
@@ -126,7 +155,10 @@ def quantile_rows(
                 row["family"] = metric.family
             row["quantile"] = metric.quantile.p
             row["level"] = metric.quantile.level
+            row["rank_alpha"] = metric.quantile.rank_alpha
             row["estimate"] = float(rec["estimate"])
+            row["lower"] = _optional(rec["lower"])
+            row["upper"] = _optional(rec["upper"])
             row["n"] = int(rec["n"])
             row["n_events"] = int(rec["n_events"])
             for c in QUANTILE_STAT_COLUMNS[2:]:

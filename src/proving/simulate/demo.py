@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from proving.simulate.experiment import METRIC_KINDS, simulate_experiment
+from proving.simulate.experiment import METRIC_KINDS, SimulatedExperiment, simulate_experiment
 from proving.stats.analyze import analyze
+from proving.stats.monitor import MonitorLook, MonitorSpec, SequentialMonitor
 from proving.stats.results import ComparisonResult, ResultBase
+from proving.stats.sufficient import ArmStats
 
 Progress = Callable[[str], None]
 
@@ -36,8 +38,10 @@ class MetricOutcome(ResultBase):
     def covered(self) -> bool:
         """The CUPED interval contains the true lift."""
         r = self.with_cuped
-        return r.ci_lower is not None and r.ci_upper is not None and (
-            r.ci_lower <= self.true_lift <= r.ci_upper
+        return (
+            r.ci_lower is not None
+            and r.ci_upper is not None
+            and (r.ci_lower <= self.true_lift <= r.ci_upper)
         )
 
     @property
@@ -72,7 +76,44 @@ class DemoReport(ResultBase):
     metrics: tuple[MetricOutcome, ...]
     srm_p_value: float | None
     srm_alarm: bool
+    monitor_metric: str
+    monitor_true_lift: float
+    monitor: tuple[MonitorLook, ...]
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def stopped_at(self) -> MonitorLook | None:
+        """The first look at which the sequential monitor stopped, if it did."""
+        return next((look for look in self.monitor if look.decision.startswith("stop")), None)
+
+
+def monitor_daily(
+    world: SimulatedExperiment, metric: str = "revenue", *, alpha: float = 0.05
+) -> tuple[MonitorLook, ...]:
+    """Watch one metric day by day with an always-valid confidence sequence.
+
+    Each day's statistics are added to the running totals (sufficient statistics merge by
+    addition) and the monitor looks once a day; peeking daily keeps its error at alpha.
+    """
+    monitor = SequentialMonitor(
+        MonitorSpec(
+            metric=metric,
+            method="confidence_sequence",
+            kind=METRIC_KINDS[metric],  # type: ignore[arg-type]
+            effect="relative",
+            alpha=alpha,
+            tuning_n=float(world.n_units),
+            cuped=True,
+        )
+    )
+    control, treatment = world.variants[0], world.variants[1]
+    totals: dict[str, ArmStats] | None = None
+    looks = []
+    for day in range(world.days):
+        today = world.arm_stats(metric, units=world.columns["day"] == day)
+        totals = today if totals is None else {v: totals[v] + today[v] for v in totals}
+        looks.append(monitor.update(totals[control], totals[treatment]))
+    return tuple(looks)
 
 
 def run_demo(
@@ -100,6 +141,8 @@ def run_demo(
         )
         for c in with_cuped.comparisons
     )
+    say("replaying the experiment day by day through a sequential monitor")
+    looks = monitor_daily(world)
     srm = with_cuped.srm[0] if with_cuped.srm else None
     return DemoReport(
         n_units=world.n_units,
@@ -108,5 +151,8 @@ def run_demo(
         metrics=outcomes,
         srm_p_value=getattr(srm, "p_value", None),
         srm_alarm=bool(getattr(srm, "alarm", False)),
+        monitor_metric="revenue",
+        monitor_true_lift=world.truth.get("revenue", 0.0),
+        monitor=looks,
         warnings=tuple(with_cuped.warnings),
     )

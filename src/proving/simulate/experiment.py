@@ -66,11 +66,23 @@ class SimulatedExperiment:
         """Number of simulated users."""
         return int(self.columns["variant"].size)
 
-    def arm_stats(self, metric: str, *, covariates: bool = True) -> dict[str, ArmStats]:
+    @property
+    def days(self) -> int:
+        """Number of days over which users arrive."""
+        return int(self.columns["day"].max()) + 1 if self.n_units else 0
+
+    def arm_stats(
+        self,
+        metric: str,
+        *,
+        covariates: bool = True,
+        units: npt.NDArray[np.bool_] | None = None,
+    ) -> dict[str, ArmStats]:
         """Reduce one metric to per-variant sufficient statistics.
 
         With ``covariates`` the pre-period value and a has-pre-period indicator are
-        attached (for ratio metrics the pre-period numerator and denominator).
+        attached (for ratio metrics the pre-period numerator and denominator). ``units``
+        restricts the reduction to a subset (e.g. the users who arrived on one day).
         """
         if metric not in METRIC_KINDS:
             raise StatsInputError(
@@ -88,6 +100,8 @@ class SimulatedExperiment:
         out = {}
         for index, name in enumerate(self.variants):
             mask = c["variant"] == index
+            if units is not None:
+                mask &= units
             out[name] = ArmStats.from_values(
                 y[mask],
                 denominators=None if d is None else d[mask],
@@ -120,6 +134,7 @@ def simulate_experiment(
     weights: Sequence[float] | None = None,
     lifts: Mapping[str, float] | None = None,
     share_new_users: float = 0.2,
+    days: int = 14,
     seed: int = 0,
 ) -> SimulatedExperiment:
     """Simulate an experiment with known relative lifts.
@@ -130,10 +145,13 @@ def simulate_experiment(
         weights: traffic weights (default equal).
         lifts: true relative lift per metric (default :data:`DEFAULT_LIFTS`).
         share_new_users: share of users without pre-period data.
+        days: users arrive uniformly over this many days (column ``day``).
         seed: random seed; the same seed gives the same world.
     """
     if n_units < 0:
         raise StatsInputError(f"n_units must be >= 0; got {n_units}.")
+    if days < 1:
+        raise StatsInputError(f"days must be >= 1; got {days}.")
     if len(variants) < 2:
         raise StatsInputError(f"give a control and at least one treatment; got {variants!r}.")
     w = np.full(len(variants), 1 / len(variants)) if weights is None else np.asarray(weights)
@@ -170,6 +188,7 @@ def simulate_experiment(
     clicks = rng.binomial(sessions.astype(np.int64), ctr * lifted("clicks_per_session"))
     columns = {
         "variant": arm,
+        "day": rng.integers(0, days, n_units),
         "has_pre": has_pre,
         "pre_revenue": pre_revenue,
         "revenue": revenue,

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from proving.errors import StatsInputError
 from proving.stats.cuped import cuped_adjust
-from proving.stats.effects import EffectArrays, compare, validate_options
+from proving.stats.effects import EffectArrays, compare, validate_options, variance_components
 from proving.stats.multiple import adjust
 from proving.stats.ratio import linearize
 from proving.stats.results import (
@@ -236,11 +236,15 @@ def _apply_cuped(cols: ArmColumns, lay: _Layout, arms: _Arms, lin: Any, pos: Int
     names = cols.covariate_names[int(lay.order[pos[0]])]
     with np.errstate(all="ignore"):
         cup = cuped_adjust(lin, local, names=names)
-    for j, g in enumerate(groups.tolist()):
-        lay.warnings[g] = tuple(cup.warnings[j])
-        lay.cuped[g] = bool(cup.adjusted[j])
-        names_g = cols.covariate_names[int(lay.order[lay.first[g]])]
-        lay.covariates[g] = tuple(c for c, kept in zip(names_g, cup.kept[j], strict=True) if kept)
+    lay.cuped[groups] = cup.adjusted
+    kept_names: dict[tuple[bool, ...], tuple[str, ...]] = {}
+    for j, (g, kept) in enumerate(zip(groups.tolist(), cup.kept.tolist(), strict=True)):
+        if cup.warnings[j]:
+            lay.warnings[g] = tuple(cup.warnings[j])
+        key = tuple(kept)
+        if key not in kept_names:
+            kept_names[key] = tuple(c for c, k in zip(names, kept, strict=True) if k)
+        lay.covariates[g] = kept_names[key]
     use = lay.cuped[lay.group[pos]]
     arms.adj_est[pos[use]] = cup.estimate[use]
     arms.adj_var[pos[use]] = cup.variance[use]
@@ -267,8 +271,8 @@ def _pairs(lay: _Layout) -> tuple[IntArray, IntArray]:
 
 def _effects(
     arms: _Arms, lay: _Layout, c: IntArray, t: IntArray, opts: _Options
-) -> tuple[EffectArrays, EffectArrays]:
-    """Vectorized effects from the adjusted and the raw arm estimates."""
+) -> tuple[EffectArrays, FloatArray]:
+    """Effects from the adjusted arm estimates, and the unadjusted effect variance."""
     cc = np.maximum(c, 0)
     reason = np.where(arms.reason[cc] != None, arms.reason[cc], arms.reason[t])  # noqa: E711
     reason = np.where(c < 0, _NO_CONTROL, reason).astype(object)
@@ -285,12 +289,12 @@ def _effects(
     adj = compare(
         arms.adj_est[cc], arms.adj_var[cc], n_c, arms.adj_est[t], arms.adj_var[t], n_t, **kwargs
     )
-    if not lay.cuped.any():  # without CUPED the raw effects are the adjusted ones
-        return adj, adj
-    raw = compare(
-        arms.raw_est[cc], arms.raw_var[cc], n_c, arms.raw_est[t], arms.raw_var[t], n_t, **kwargs
-    )
-    return adj, raw
+    # Only the unadjusted variance is needed from the raw estimates (variance_reduction).
+    _, _, a_t, a_c = variance_components(
+        arms.raw_est[cc], arms.raw_var[cc], arms.raw_est[t], arms.raw_var[t],
+        effect=opts.effect, relative_method=opts.relative_method,
+    )  # fmt: skip
+    return adj, a_t + a_c
 
 
 def _warnings(
@@ -335,19 +339,25 @@ def _build(
     lay: _Layout,
     arms: _Arms,
     pairs: tuple[IntArray, IntArray],
-    effects: tuple[EffectArrays, EffectArrays],
+    effects: tuple[EffectArrays, FloatArray],
     opts: _Options,
     families: Mapping[str, Family],
 ) -> list[ComparisonResult]:
     """One ComparisonResult per comparison, assembled column by column."""
-    (c, t), (adj, raw) = pairs, effects
+    (c, t), (adj, raw_variance) = pairs, effects
     size = t.size
     cc = np.maximum(c, 0)
     has_c = c >= 0
     g = lay.group[t]
     answered = adj.reason == None  # noqa: E711
     with np.errstate(divide="ignore", invalid="ignore"):
-        reduction = 1.0 - adj.std_err**2 / raw.std_err**2
+        # On the tested scale (log for relative_method="log", where std_err is rescaled).
+        scale = (
+            1.0 + adj.estimate
+            if opts.relative_method == "log" and opts.effect == "relative"
+            else 1.0
+        )
+        reduction = 1.0 - (adj.std_err / scale) ** 2 / raw_variance
     c_rows, t_rows = lay.order[cc].tolist(), lay.order[t].tolist()
     keys = [lay.keys[j] for j in g.tolist()]
     cuped = lay.cuped[g]
@@ -384,12 +394,12 @@ def _build(
         if name not in column:
             column[name] = [getattr(_DEFAULT, name)] * size
     out = []
-    new = object.__new__
+    new, set_attr, cls = object.__new__, object.__setattr__, ComparisonResult
     for row in zip(*(column[name] for name in _FIELDS), strict=True):
         # Every field is set from the columns, so skipping __init__ (and the frozen
         # dataclass's per-field object.__setattr__) is safe; the result is still frozen.
-        obj = new(ComparisonResult)
-        obj.__dict__.update(zip(_FIELDS, row, strict=True))
+        obj = new(cls)
+        set_attr(obj, "__dict__", dict(zip(_FIELDS, row, strict=True)))
         out.append(obj)
     return out
 

@@ -11,7 +11,7 @@ Per metric, with baseline values ``x_1..x_m`` and canary values ``y_1..y_n``:
 - **Hodges-Lehmann shift** (Hodges & Lehmann 1963): the median of the ``m n`` pairwise
   differences ``D = y_j - x_i``; its ``1 - alpha`` interval inverts the Mann-Whitney test,
   ``[D_(k), D_(mn + 1 - k)]`` with ``k = floor(mn / 2 - z_{1 - alpha/2} sd(U))`` and
-  ``sd(U)`` tie-corrected (Lehmann 1975, *Nonparametrics*, sec. 2.6; Hollander & Wolfe
+  ``sd(U)`` tie-corrected (Lehmann 1975, *Nonparametrics*, ch. 2; Hollander & Wolfe
   1999, sec. 4.3). Order statistics of ``D`` are found without forming all pairs when
   ``m n`` is large (counting pairs below a threshold with ``searchsorted``, then selecting
   among the few candidates left), so a judge on 10^5 points per side is fast.
@@ -236,7 +236,7 @@ def _select_difference(x: FloatArray, y: FloatArray, k: int) -> float:
 
 
 def _u_std(x: FloatArray, y: FloatArray) -> float:
-    """Standard deviation of U under H0, corrected for ties (Lehmann 1975, eq. 1.43)."""
+    """Standard deviation of U under H0, corrected for ties (Lehmann 1975, ch. 1)."""
     m, n = x.size, y.size
     total = m + n
     _, t = np.unique(np.concatenate([x, y]), return_counts=True)

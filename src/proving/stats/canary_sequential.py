@@ -85,9 +85,11 @@ class SequentialCanaryResult(ResultBase):
 
     ``p_value_high``/``p_value_low`` are the always-valid p-values of the "too high" and
     "too low" tests (running minimum over all looks); ``alpha_high``/``alpha_low`` the
-    levels they are compared with. ``classification`` is sticky: once an alarm fires the
-    metric stays flagged. ``passed`` is None (``nodata``) before the first pair; pairs
-    that are all tied (zero errors on both sides) pass with a warning.
+    levels they are compared with. A harmful classification is sticky (the canary should
+    stop; ``stopped_at_look`` says when); a harmless one (``low`` on an increase-is-bad
+    metric) is reported but gives way to a later harmful alarm. ``passed`` is None
+    (``nodata``) before the first pair; pairs that are all tied (zero errors on both sides)
+    pass with a warning.
     """
 
     metric: str
@@ -163,7 +165,7 @@ class SequentialCanaryTest:
         self._high = [0, 0]  # successes, failures of the "too high" test
         self._low = [0, 0]
         self._max_log_high = self._max_log_low = 0.0
-        self._stopped: tuple[Classification, int] | None = None
+        self._fired: dict[Classification, int] = {}  # side -> look its alarm first fired
         self._baseline_buffer = np.empty(0)
         self._canary_buffer = np.empty(0)
 
@@ -209,19 +211,24 @@ class SequentialCanaryTest:
         self._max_log_low = max(self._max_log_low, log_low)
         p_high = min(1.0, math.exp(-self._max_log_high))
         p_low = min(1.0, math.exp(-self._max_log_low))
-        if self._stopped is None:
-            if p_high <= self.alpha_high:
-                self._stopped = ("high", self.look)
-            elif p_low <= self.alpha_low:
-                self._stopped = ("low", self.look)
+        if p_high <= self.alpha_high:
+            self._fired.setdefault("high", self.look)
+        if p_low <= self.alpha_low:
+            self._fired.setdefault("low", self.look)
         return self._result(p_high, p_low, dropped)
 
     def _result(self, p_high: float, p_low: float, dropped: int) -> SequentialCanaryResult:
         decided = self.n_higher + self.n_lower
-        classification: Classification = self._stopped[0] if self._stopped else "pass"
         direction = self.spec.direction
-        bad = {"high": direction != "decrease", "low": direction != "increase", "pass": False}
-        passed: bool | None = not bad.get(classification, False)
+        bad = {"high": direction != "decrease", "low": direction != "increase"}
+        # A harmful alarm is final (the canary stops); a harmless one (a faster canary on an
+        # increase-is-bad metric) is reported but never hides a later harmful one.
+        harmful = sorted((look, side) for side, look in self._fired.items() if bad[side])
+        harmless = sorted((look, side) for side, look in self._fired.items() if not bad[side])
+        fired = harmful or harmless
+        classification: Classification = fired[0][1] if fired else "pass"
+        passed: bool | None = not harmful
+        stopped_at = harmful[0][0] if harmful else None
         reason = None
         warnings = [f"dropped {dropped} NaN/inf values at this look"] if dropped else []
         if self.n_pairs == 0:
@@ -246,7 +253,7 @@ class SequentialCanaryTest:
             alpha_low=self.alpha_low,
             tolerance_lower=-self.tolerance_lower,
             tolerance_upper=self.tolerance_upper,
-            stopped_at_look=self._stopped[1] if self._stopped else None,
+            stopped_at_look=stopped_at,
             reason=reason,
             warnings=tuple(warnings),
         )

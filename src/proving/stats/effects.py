@@ -189,6 +189,29 @@ def _reasons(
     return reason
 
 
+def variance_components(
+    mean_c: FloatArray,
+    var_c: FloatArray,
+    mean_t: FloatArray,
+    var_t: FloatArray,
+    *,
+    effect: Effect = "relative",
+    relative_method: RelativeMethod = "delta",
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``(estimate, centre, a_t, a_c)``: the effect, the value tested (the log ratio for
+    ``relative_method="log"``) and the treatment and control parts of its variance, whose
+    sum is the variance of ``centre`` (see the module docstring for the formulas)."""
+    m_c, v_c, m_t, v_t = mean_c, var_c, mean_t, var_t
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if effect == "absolute":
+            estimate = m_t - m_c
+            return estimate, estimate, v_t, v_c
+        estimate = m_t / m_c - 1.0
+        if relative_method == "delta":
+            return estimate, estimate, v_t / m_c**2, m_t**2 * v_c / m_c**4
+        return estimate, np.log(m_t / m_c), v_t / m_t**2, v_c / m_c**2
+
+
 def interval_and_p_value(
     centre: FloatArray,
     se: FloatArray,
@@ -305,19 +328,9 @@ def compare(
     reason = found
     bad = reason != None  # noqa: E711
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if effect == "absolute":
-            estimate = m_t - m_c
-            centre, a_t, a_c = estimate, v_t, v_c
-        elif relative_method == "delta":
-            estimate = m_t / m_c - 1.0
-            centre = estimate
-            a_t = v_t / m_c**2
-            a_c = m_t**2 * v_c / m_c**4
-        else:
-            estimate = m_t / m_c - 1.0
-            centre = np.log(m_t / m_c)
-            a_t = v_t / m_t**2
-            a_c = v_c / m_c**2
+        estimate, centre, a_t, a_c = variance_components(
+            m_c, v_c, m_t, v_t, effect=effect, relative_method=relative_method
+        )
         se = np.sqrt(a_t + a_c)
         if method == "z":
             df = np.full(size, np.inf)

@@ -12,7 +12,7 @@ Sufficient statistics are three counts, mergeable by addition: ``wins_a``, ``win
     Delta_AB = (wins_a - wins_b) / n,       n = wins_a + wins_b + ties,
 
 in [-1, 1]; positive means A wins (Chapelle, Joachims, Radlinski & Yue 2012, "Large-scale
-validation and analysis of interleaved search evaluation", TOIS, section 3.3, which writes
+validation and analysis of interleaved search evaluation", ACM TOIS 30(1), which writes
 the equivalent ``(wins_a + ties / 2) / n - 1/2 = Delta_AB / 2``).
 
 Tests:

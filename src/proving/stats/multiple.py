@@ -142,7 +142,8 @@ def _family(
     for i, r in enumerate(members):
         notes = r.warnings
         excludes_zero = lo[i] > 0 or hi[i] < 0
-        if method == "holm" and adjusted[i] < alpha and not excludes_zero:
+        has_interval = not (math.isnan(lo[i]) or math.isnan(hi[i]))
+        if method == "holm" and adjusted[i] < alpha and has_interval and not excludes_zero:
             notes = (
                 *notes,
                 f"Holm rejects at alpha = {alpha:g} but the simultaneous (Bonferroni, "

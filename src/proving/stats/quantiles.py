@@ -4,14 +4,15 @@ The standard error of a sample quantile comes from the order statistics around i
 density estimate and no bootstrap (the approach GrowthBook documents for its quantile
 tests; Price & Bonett 2001, "Estimating the variance of a sample median", J. Stat. Comput.
 Simul.; Deng, Knoblich & Lu 2018, "Applying the Delta Method in Metric Analytics", KDD,
-sec. 4.3). For ``n`` observations and quantile level ``nu``, the distribution-free interval
-for the population quantile is ``[X_(l), X_(u)]`` with ranks (1-based)
+percentile metrics). For ``n`` observations and quantile level ``nu``, the
+distribution-free interval for the population quantile is ``[X_(l), X_(u)]`` with
+(1-based) ranks
 
     l = floor(n nu - z sqrt(n nu (1 - nu))),   u = ceil(n nu + z sqrt(n nu (1 - nu)))
 
 and ``z = Phi^-1(1 - rank_alpha / 2)`` (the normal approximation to the binomial count of
 observations below the quantile; Conover 1999, *Practical Nonparametric Statistics*,
-sec. 3.2). Since ``X_(l)`` and ``X_(u)`` estimate ``Q(nu -+ z sqrt(nu (1 - nu) / n))``,
+ch. 3). Since ``X_(l)`` and ``X_(u)`` estimate ``Q(nu -+ z sqrt(nu (1 - nu) / n))``,
 their distance over the rank gap estimates the quantile density's reciprocal,
 ``(X_(u) - X_(l)) / ((u - l) / n) ~ 1 / f(Q(nu))``, and so the asymptotic standard error of
 the sample quantile ``sqrt(nu (1 - nu) / n) / f(Q(nu))`` (Bahadur 1966):
@@ -33,11 +34,11 @@ replaces the binomial ``nu (1 - nu) / n``:
 
 **Sufficient statistics.** Unlike sums, quantiles do not merge by addition. One arm is
 summarised by :class:`QuantileStats`: ``nu``, ``n``, the sample quantile and the two order
-statistics ``lower = X_(l)`` and ``upper = X_(u)`` (a warehouse computes them with
-``quantile_disc`` at levels ``l / n`` and ``u / n``, see :func:`rank_bounds`), plus, for the
-clustered variant, the per-user ratio statistics ``(a_j, b_j)`` as an
-:class:`~proving.stats.sufficient.ArmStats`. The sample quantile is the order statistic
-``X_(ceil(n nu))`` (numpy's ``inverted_cdf``).
+statistics ``lower = X_(l)`` and ``upper = X_(u)`` (a warehouse evaluates its quantile
+function at :func:`quantile_levels`; :meth:`QuantileStats.from_flat` reads a metrics-layer
+row), plus, for the clustered variant, the per-user ratio statistics ``(a_j, b_j)`` as an
+:class:`~proving.stats.sufficient.ArmStats`. :meth:`QuantileStats.from_values` takes the
+sample quantile as the order statistic ``X_(ceil(n nu))`` (numpy's ``inverted_cdf``).
 
 The effect (absolute ``q_t - q_c`` or relative ``q_t / q_c - 1``) goes through
 :func:`proving.stats.effects.compare` with a normal reference distribution.

@@ -22,13 +22,14 @@ regression ``y ~ treatment * segment`` with per-cell variances). Relative effect
 on the log scale are tested on that scale.
 
 **Post-stratification** (Miratrix, Sekhon & Yu 2013, "Adjusting treatment effect
-estimates by post-stratification in randomized experiments", JRSS B; Deng et al. 2013,
-CUPED paper, sec. 3.3): with population stratum weights ``w_s`` (summing to 1), each arm's
-estimate is ``mu = sum w_s ybar_s`` with ``Var(mu) = sum w_s^2 Var(ybar_s)``. It removes
-the between-stratum share of the variance, ``1 - Var_ps / Var_unadjusted ~ sigma_between^2
-/ sigma^2``, like CUPED with the stratum as a categorical covariate. Weights default to the
-pooled sample shares of both arms; the variance then omits a term of order ``1/n^2``
-(Miratrix et al. 2013, eq. 9), negligible at experiment sizes.
+estimates by post-stratification in randomized experiments", JRSS B; Deng, Xu, Kohavi &
+Walker 2013, the CUPED paper, WSDM, which relates it to CUPED): with population stratum
+weights ``w_s`` (summing to 1), each arm's estimate is ``mu = sum w_s ybar_s`` with
+``Var(mu) = sum w_s^2 Var(ybar_s)``. It removes the between-stratum share of the
+variance, ``1 - Var_ps / Var_unadjusted ~ sigma_between^2 / sigma^2``, like CUPED with the
+stratum as a categorical covariate. Weights default to the pooled sample shares of both
+arms; the variance then omits a term of order ``1/n^2`` (Miratrix et al. 2013),
+negligible at experiment sizes.
 
 Example:
     >>> from proving.stats.sufficient import ArmStats
@@ -234,6 +235,13 @@ def analyze_segments(
     if not segments:
         raise StatsInputError(
             "analyze_segments: no segments given; pass {name: (control, treatment)}."
+        )
+    if traffic is not None and not (
+        len(traffic) == 2 and all(math.isfinite(t) and t > 0 for t in traffic)
+    ):
+        raise StatsInputError(
+            f"analyze_segments: `traffic` must be two positive weights (control, treatment), "
+            f"such as (0.5, 0.5); got {traffic!r}."
         )
     if variant == "control":
         raise StatsInputError(

@@ -1,4 +1,10 @@
-"""Record: exposures, predictions and outcomes, each stored once (see docs/telemetry)."""
+"""Record: exposures, predictions and outcomes, each stored once (see docs/telemetry).
+
+Light imports only here (pydantic, pyarrow, prometheus-client): the ingestion API
+(FastAPI) and the NATS bus load on first use of their names.
+"""
+
+from typing import Any
 
 from proving.telemetry.events import (
     EXPOSURES_SCHEMA,
@@ -10,9 +16,29 @@ from proving.telemetry.events import (
     ExposureEvent,
     OutcomeEvent,
     PredictionEvent,
+    Rejection,
     to_record_batch,
     validate_events,
 )
+from proving.telemetry.privacy import PrivacyPolicy
+from proving.telemetry.store import EventStore, open_store
+from proving.telemetry.writer import BatchWriter, WriterOverloadedError
+
+_LAZY = {
+    "IngestConfig": "proving.telemetry.ingest",
+    "create_ingest_app": "proving.telemetry.ingest",
+    "NatsLoader": "proving.telemetry.nats_bus",
+    "NatsStore": "proving.telemetry.nats_bus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'proving.telemetry' has no attribute {name!r}")
+
 
 __all__ = [
     "EXPOSURES_SCHEMA",
@@ -20,10 +46,20 @@ __all__ = [
     "PREDICTIONS_SCHEMA",
     "SCHEMAS",
     "TABLES",
+    "BatchWriter",
     "Event",
+    "EventStore",
     "ExposureEvent",
+    "IngestConfig",
+    "NatsLoader",
+    "NatsStore",
     "OutcomeEvent",
     "PredictionEvent",
+    "PrivacyPolicy",
+    "Rejection",
+    "WriterOverloadedError",
+    "create_ingest_app",
+    "open_store",
     "to_record_batch",
     "validate_events",
 ]

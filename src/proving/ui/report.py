@@ -57,11 +57,59 @@ def _forest(report: DemoReport) -> go.Figure:
     return fig
 
 
+def _sequence(report: DemoReport) -> go.Figure:
+    """The monitored metric look by look: estimate, always-valid band, truth and the stop."""
+    looks = [x for x in report.monitor if x.estimate is not None]
+    days = [x.look for x in looks]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=days + days[::-1],
+            y=[100 * (x.running_ci_upper or 0) for x in looks]
+            + [100 * (x.running_ci_lower or 0) for x in looks[::-1]],
+            fill="toself",
+            fillcolor="rgba(31,119,180,0.2)",
+            line={"width": 0},
+            name="always-valid 95% interval",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=days,
+            y=[100 * (x.estimate or 0) for x in looks],
+            name="estimate",
+            mode="lines+markers",
+        )
+    )
+    fig.add_hline(
+        y=100 * report.monitor_true_lift,
+        line_dash="dash",
+        line_color="#d62728",
+        annotation_text="true lift",
+    )
+    fig.add_hline(y=0, line_dash="dot", line_color="#666")
+    if report.stopped_at is not None:
+        fig.add_vline(
+            x=report.stopped_at.look,
+            line_color="#2ca02c",
+            annotation_text=f"stopped: {report.stopped_at.decision.replace('_', ' ')}",
+        )
+    fig.update_layout(
+        title=f"Sequential monitor on {report.monitor_metric}: one look a day",
+        xaxis_title="day",
+        yaxis_title="relative lift, %",
+        template="plotly_white",
+        height=420,
+    )
+    return fig
+
+
 def write_demo_report(report: DemoReport, path: str | Path) -> Path:
     """Write the demo's HTML report (plots and the JSON result) to ``path``."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure = _forest(report).to_html(full_html=False, include_plotlyjs=True)
+    figure += _sequence(report).to_html(full_html=False, include_plotlyjs=False)
     rows = "".join(
         f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
         f"<td>{100 * m.true_lift:+.2f}%</td>"

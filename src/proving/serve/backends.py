@@ -1,0 +1,402 @@
+"""Model backends: how the gateway calls a model.
+
+Four transports, one interface (:class:`ModelBackend`: ``await predict(features)``,
+``await predict_batch(instances)``, ``await aclose()``):
+
+=====================  =================================================================
+:class:`CallableBackend`  an in-process Python callable, sync or async
+:class:`SklearnBackend`   a scikit-learn estimator (object, or a joblib/pickle file)
+entry point            ``package.module:attr`` naming either of the above
+:class:`RemoteBackend`    a remote HTTP model server speaking the KServe V1 protocol
+                          (``POST {"instances": [...]}`` -> ``{"predictions": [...]}``)
+=====================  =================================================================
+
+:func:`load_backend` turns a spec's :class:`~proving.spec.ModelRefSpec` into a backend:
+``uri: http(s)://...`` is remote, ``uri: file://...`` (or a path ending in ``.joblib``,
+``.pkl``, ``.pickle``) is loaded with joblib, ``entry_point`` is imported, and a model with
+neither is looked up by ``name:version`` then ``name`` in the ``models`` mapping given to
+the gateway (how tests and embedded deployments pass objects in).
+
+Remote calls use one pooled :class:`httpx.AsyncClient` per backend with a total timeout
+per call. Retries are safe only where the request cannot have been processed twice: a
+connection that was never established is always retried; a 502/503/504 or a read error
+only when the backend is declared ``idempotent`` (a pure prediction endpoint). A
+:class:`~proving.serve.breaker.CircuitBreaker` refuses calls to a backend that keeps
+failing, so a dead challenger costs no timeout per request.
+
+Example:
+    >>> import asyncio
+    >>> backend = CallableBackend(lambda features: 2 * features["x"], name="double")
+    >>> asyncio.run(backend.predict({"x": 21}))
+    42
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+import httpx
+
+from proving.errors import ServeError, require
+from proving.serve.breaker import CircuitBreaker, CircuitOpenError
+from proving.spec.experiment import ModelRefSpec
+
+__all__ = [
+    "BackendError",
+    "CallableBackend",
+    "ModelBackend",
+    "RemoteBackend",
+    "SklearnBackend",
+    "load_backend",
+]
+
+FailureKind = Literal["error", "timeout", "unavailable"]
+_PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+class BackendError(ServeError):
+    """A model call failed; ``kind`` is ``error``, ``timeout`` or ``unavailable``."""
+
+    def __init__(self, message: str, kind: FailureKind = "error") -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+
+
+class ModelBackend(abc.ABC):
+    """A model the gateway can call. Subclasses implement :meth:`predict`."""
+
+    name: str = "model"
+    version: str = "0"
+
+    @abc.abstractmethod
+    async def predict(self, features: Any) -> Any:
+        """The model's output for one instance (any JSON value)."""
+
+    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        """Outputs for several instances, in order (default: one call each, concurrently)."""
+        return list(await asyncio.gather(*(self.predict(x) for x in instances)))
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections and threads."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (admin API)."""
+        return {"kind": type(self).__name__, "name": self.name, "version": self.version}
+
+
+class CallableBackend(ModelBackend):
+    """An in-process callable: ``fn(features) -> output``, plain or ``async def``.
+
+    A plain function runs on the event loop (no thread hop: the fastest path for models
+    that take microseconds). Pass ``threaded=True`` for a model that takes milliseconds,
+    so it runs in a worker thread and cannot stall other requests (and a timeout can
+    abandon it). ``batch_fn(instances) -> outputs`` is used by micro-batching if given.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        name: str = "model",
+        version: str = "0",
+        threaded: bool = False,
+        batch_fn: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ServeError(f"CallableBackend '{name}': fn must be callable; got {fn!r}.")
+        self.fn = fn
+        self.batch_fn = batch_fn
+        self.name = name
+        self.version = version
+        self.threaded = threaded
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__
+        )
+
+    async def predict(self, features: Any) -> Any:
+        if self._is_async:
+            return await cast(Callable[[Any], Awaitable[Any]], self.fn)(features)
+        if self.threaded:
+            return await asyncio.to_thread(self.fn, features)
+        return self.fn(features)
+
+    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        if self.batch_fn is None:
+            return await super().predict_batch(instances)
+        if self.threaded:
+            return list(await asyncio.to_thread(self.batch_fn, instances))
+        return list(self.batch_fn(instances))
+
+
+class SklearnBackend(ModelBackend):
+    """A scikit-learn estimator (or anything with ``predict``).
+
+    Features are a list of numbers (one row) or a dict; a dict is ordered by the
+    estimator's ``feature_names_in_`` (set when it was fitted on a DataFrame) or by
+    ``feature_order``. ``method="predict_proba"`` returns the positive-class probability
+    of a binary classifier (the list of class probabilities otherwise).
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        name: str = "model",
+        version: str = "0",
+        method: Literal["predict", "predict_proba"] = "predict",
+        feature_order: Sequence[str] | None = None,
+        threaded: bool = False,
+    ) -> None:
+        if not callable(getattr(estimator, method, None)):
+            raise ServeError(
+                f"model '{name}': {type(estimator).__name__} has no `{method}` method. "
+                "Fix: pass a fitted scikit-learn estimator (or set method='predict')."
+            )
+        self.estimator = estimator
+        self.method = method
+        self.name = name
+        self.version = version
+        self.threaded = threaded
+        names = getattr(estimator, "feature_names_in_", None)
+        self.feature_order = list(feature_order or (names if names is not None else []))
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> SklearnBackend:
+        """Load an estimator saved with ``joblib.dump`` or ``pickle`` (trusted files only)."""
+        joblib = cast(Any, require("joblib", "models"))
+        target = Path(path)
+        if not target.is_file():
+            raise ServeError(
+                f"model file {str(target)!r} does not exist. Fix: check the `uri` of the model."
+            )
+        return cls(joblib.load(target), **kwargs)
+
+    def _row(self, features: Any) -> list[Any]:
+        if isinstance(features, Mapping):
+            if not self.feature_order:
+                raise BackendError(
+                    f"model '{self.name}': features are a dict but the estimator has no "
+                    "feature_names_in_. Fix: send a list of numbers, or fit on a DataFrame."
+                )
+            missing = [f for f in self.feature_order if f not in features]
+            if missing:
+                raise BackendError(f"model '{self.name}': features {missing} are missing.")
+            return [features[f] for f in self.feature_order]
+        if isinstance(features, list | tuple):
+            return list(features)
+        raise BackendError(
+            f"model '{self.name}': features must be a list or an object; got "
+            f"{type(features).__name__}."
+        )
+
+    def _run(self, rows: list[list[Any]]) -> list[Any]:
+        import numpy as np
+
+        out = np.asarray(getattr(self.estimator, self.method)(np.asarray(rows, dtype=float)))
+        if self.method == "predict_proba" and out.ndim == 2 and out.shape[1] == 2:
+            out = out[:, 1]
+        return cast(list[Any], out.tolist())
+
+    async def predict(self, features: Any) -> Any:
+        return (await self.predict_batch([features]))[0]
+
+    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        rows = [self._row(x) for x in instances]
+        try:
+            if self.threaded:
+                return await asyncio.to_thread(self._run, rows)
+            return self._run(rows)
+        except ValueError as exc:  # sklearn's input validation
+            raise BackendError(f"model '{self.name}': {exc}") from exc
+
+
+class RemoteBackend(ModelBackend):
+    """A remote model server speaking the KServe V1 protocol, over a pooled client.
+
+    Args:
+        url: the predict endpoint, e.g. ``http://fraud-v4:8080/v1/models/fraud:predict``.
+        timeout: seconds for one call, all retries included.
+        retries: extra attempts (see the module docstring for when they happen).
+        idempotent: the endpoint is a pure function, so a 502/503/504 or read error may be
+            retried; otherwise only connections never established are.
+        max_connections: size of the connection pool.
+        breaker: the circuit breaker (default: 5 failures open it for 5 s).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "model",
+        version: str = "0",
+        timeout: float = 1.0,
+        retries: int = 1,
+        idempotent: bool = False,
+        max_connections: int = 100,
+        breaker: CircuitBreaker | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ServeError(f"model '{name}': url must be http(s); got {url!r}.")
+        self.url = url
+        self.name = name
+        self.version = version
+        self.timeout = timeout
+        self.retries = retries
+        self.idempotent = idempotent
+        self.breaker = breaker or CircuitBreaker()
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout), limits=limits, transport=transport
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "url": self.url, "breaker": self.breaker.state}
+
+    async def predict(self, features: Any) -> Any:
+        return (await self.predict_batch([features]))[0]
+
+    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        if not self.breaker.allow():
+            raise CircuitOpenError(
+                f"model '{self.name}' at {self.url}: circuit breaker open after repeated "
+                "failures; not called."
+            )
+        try:
+            result = await asyncio.wait_for(self._call(list(instances)), self.timeout)
+        except TimeoutError:
+            self.breaker.record_failure()
+            raise BackendError(
+                f"model '{self.name}' at {self.url}: no answer within {self.timeout} s.",
+                "timeout",
+            ) from None
+        except BackendError:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def _call(self, instances: list[Any]) -> list[Any]:
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.post(self.url, json={"instances": instances})
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never reached the server: retrying cannot run it twice.
+                if attempt < self.retries:
+                    attempt += 1
+                    continue
+                raise BackendError(
+                    f"model '{self.name}' at {self.url}: cannot connect ({exc}).", "unavailable"
+                ) from exc
+            except httpx.HTTPError as exc:
+                if self.idempotent and attempt < self.retries:
+                    attempt += 1
+                    continue
+                raise BackendError(f"model '{self.name}' at {self.url}: {exc!r}.") from exc
+            if response.status_code in (502, 503, 504) and self.idempotent:
+                if attempt < self.retries:
+                    attempt += 1
+                    continue
+            return self._parse(response, len(instances))
+
+    def _parse(self, response: httpx.Response, expected: int) -> list[Any]:
+        if response.status_code != 200:
+            raise BackendError(
+                f"model '{self.name}' at {self.url}: HTTP {response.status_code}: "
+                f"{response.text[:200]}"
+            )
+        try:
+            predictions = response.json()["predictions"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(
+                f"model '{self.name}' at {self.url}: the answer is not KServe V1 "
+                '(`{"predictions": [...]}`).'
+            ) from exc
+        if not isinstance(predictions, list) or len(predictions) != expected:
+            raise BackendError(
+                f"model '{self.name}' at {self.url}: expected {expected} predictions."
+            )
+        return predictions
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _import_entry_point(entry_point: str) -> Any:
+    module_name, _, attr = entry_point.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ServeError(
+            f"entry point {entry_point!r}: cannot import module {module_name!r} ({exc}). "
+            "Fix: install the package or correct `entry_point`."
+        ) from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ServeError(
+                f"entry point {entry_point!r}: {module_name!r} has no attribute {attr!r}. "
+                "Fix: correct `entry_point` (package.module:attribute)."
+            )
+        target = getattr(target, part)
+    return target
+
+
+def wrap_object(obj: Any, name: str, version: str, threaded: bool = False) -> ModelBackend:
+    """A backend for a Python object: a backend itself, an estimator or a callable."""
+    if isinstance(obj, ModelBackend):
+        return obj
+    if callable(getattr(obj, "predict", None)):
+        return SklearnBackend(obj, name=name, version=version, threaded=threaded)
+    if callable(obj):
+        return CallableBackend(obj, name=name, version=version, threaded=threaded)
+    raise ServeError(
+        f"model '{name}': {type(obj).__name__} is neither a ModelBackend, an estimator with "
+        "`predict`, nor a callable. Fix: point the model at one of those."
+    )
+
+
+def load_backend(
+    ref: ModelRefSpec,
+    models: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 1.0,
+    threaded: bool = False,
+) -> ModelBackend:
+    """The backend for a spec's model reference (see the module docstring for the rules).
+
+    Raises:
+        ServeError: the model cannot be found or loaded; the message names the fix.
+    """
+    version = ref.version or "0"
+    if ref.uri is not None:
+        parts = urlsplit(ref.uri)
+        if parts.scheme in ("http", "https"):
+            return RemoteBackend(ref.uri, name=ref.name, version=version, timeout=timeout)
+        path = parts.netloc + parts.path if parts.scheme == "file" else ref.uri
+        if parts.scheme in ("file", "") and path.endswith(_PICKLE_SUFFIXES):
+            return SklearnBackend.from_file(path, name=ref.name, version=version)
+        raise ServeError(
+            f"model '{ref.name}': cannot serve uri {ref.uri!r}. Fix: use http(s):// for a "
+            "model server, or file:///path/model.joblib (or .pkl) for a saved estimator."
+        )
+    if ref.entry_point is not None:
+        return wrap_object(_import_entry_point(ref.entry_point), ref.name, version, threaded)
+    models = models or {}
+    for key in (f"{ref.name}:{version}", ref.name):
+        if key in models:
+            return wrap_object(models[key], ref.name, version, threaded)
+    raise ServeError(
+        f"model '{ref.name}' (version {version}) has no `uri` or `entry_point` and is not "
+        f"among the registered models {sorted(models)}. Fix: give the model a uri or "
+        "entry_point in the spec, or pass it to the gateway in `models`."
+    )
