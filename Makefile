@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/proving demo
 
 ## Everything CI checks: services up, the test suite against them.
-test: install system-deps services
+test: install peers system-deps services
 	$(BIN)/python -m pytest
 
 lint: install

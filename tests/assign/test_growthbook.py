@@ -14,9 +14,11 @@ from proving.assign.growthbook import (
     EvaluationContext,
     _run,
     compile_experiment,
-    resolve_hash_attribute,
+    filtered_out,
     run_experiment,
 )
+from proving.assign.hashing import hash_value
+from proving.assign.javascript import js_string
 from proving.errors import AssignmentError
 
 EXP = {"key": "exp", "variations": ["a", "b"], "hashVersion": 2}
@@ -71,11 +73,24 @@ def test_bad_experiments_raise_with_the_fix(experiment: Any, match: str) -> None
         compile_experiment(experiment)
 
 
-def test_hash_attribute_rules() -> None:
-    assert resolve_hash_attribute({"id": 123}, None) == ("id", 123)
-    assert resolve_hash_attribute({"id": True, "anon": "a"}, "id", "anon") == ("anon", "a")
-    assert resolve_hash_attribute({"id": 0}, "id") == ("id", "")  # JS-falsy: missing
-    assert resolve_hash_attribute({"id": float("nan")}, "id") == ("id", "")
+@pytest.mark.parametrize(
+    "attributes",
+    [{"id": "user-7", "team": "t"}, {"id": 42, "team": 7}, {"id": 2.5}, {"id": "", "team": "t"}],
+)
+def test_filtered_out_hashes_each_filter_attribute(attributes: dict[str, Any]) -> None:
+    filters = [{"seed": "f", "ranges": [[0, 0.5]]}, {"attribute": "team", "ranges": [[0, 1]]}]
+    expected = False
+    for f in filters:  # sdk-js isFilteredOut, spelled out with hash_value
+        raw = attributes.get(f.get("attribute", "id"))
+        n = hash_value(str(f.get("seed", "")), js_string(raw), 2) if raw not in (None, "") else None
+        if n is None or not any(lo <= n < hi for lo, hi in f["ranges"]):
+            expected = True
+            break
+    assert filtered_out(filters, attributes) is expected
+    if attributes["id"]:  # (an experiment leaves a unit without an id out before filters)
+        plan = compile_experiment({**EXP, "filters": filters})
+        reason = plan.run(EvaluationContext(attributes=attributes)).reason
+        assert (reason == "filtered out") is expected
 
 
 def test_results_serialize_to_json() -> None:

@@ -106,3 +106,17 @@ def test_hash_batch_rejects_bad_input() -> None:
         hash_batch("s", ["a", 3], 1)  # type: ignore[list-item]
     with pytest.raises(AssignmentError, match="must be a string"):
         hash_batch("s", np.array([1, 2]), 1)
+
+
+def test_decimal_pass_on_edge_values() -> None:
+    # Hash version 2 hashes the decimal string of the first hash; the vectorized pass
+    # splits it at 10**5 and looks up a table, so check the boundaries against str().
+    from proving.assign.hashing import _fnv_decimal
+
+    edges = [0, 1, 9, 10, 99_999, 100_000, 100_001, 999_999, 10**9, 4_294_899_999]
+    values = np.array(
+        [*edges, 2**32 - 1, *np.random.default_rng(3).integers(0, 2**32, 2000)],
+        dtype=np.uint32,
+    )
+    expected = [fnv1a32(str(int(v))) for v in values]
+    assert _fnv_decimal(values).tolist() == expected

@@ -78,3 +78,16 @@ def test_degenerate_rows_show_their_reason(tmp_path):
     result = runner.invoke(app, ["analyze", str(path)])
     assert result.exit_code == 0
     assert "fewer than 2 units" in " ".join(result.output.split())
+
+
+def test_weights_option_feeds_the_srm_check():
+    args = ["analyze", str(EXAMPLE), "--json"]
+    even = json.loads(runner.invoke(app, args).output)["srm"][0]
+    skewed = runner.invoke(app, [*args, "--weights", "control=10,treatment=90"])
+    srm = json.loads(skewed.output)["srm"][0]
+    assert even["alarm"] is False and srm["alarm"] is True
+    assert srm["weights"] == [0.1, 0.9]
+    bad = runner.invoke(app, ["analyze", str(EXAMPLE), "--weights", "control:1"])
+    assert bad.exit_code == 2 and "VARIANT=WEIGHT" in bad.output
+    missing = runner.invoke(app, ["analyze", str(EXAMPLE), "--weights", "control=1"])
+    assert missing.exit_code == 2 and "no entry for variant(s) ['treatment']" in missing.output

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from proving.cli.app import app
 from proving.stats.canary import CanaryMetricSpec, judge
+from proving.stats.canary_sequential import SequentialCanaryTest
 
 runner = CliRunner()
 
@@ -77,6 +78,62 @@ def test_without_a_spec_every_metric_is_judged_either_way(tmp_path: Path) -> Non
     out = json.loads(result.output)
     assert {m["metric"] for m in out["metrics"]} == {"latency_ms", "errors"}
     assert all(m["direction"] == "either" for m in out["metrics"])
+
+
+def _write_looks(path: Path, slowdown: float, looks: int = 12, seed: int = 2) -> None:
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["look", "metric", "arm", "value"])
+        for look in range(1, looks + 1):
+            writer.writerows([look, "latency_ms", "baseline", v] for v in rng.gamma(2, 50, 40))
+            writer.writerows(
+                [look, "latency_ms", "canary", v] for v in rng.gamma(2, 50, 40) * slowdown
+            )
+
+
+SEQUENTIAL_SPEC = """
+metrics:
+  - {name: latency_ms, direction: increase, allowed_increase: 0.05, reference: 100}
+"""
+
+
+def test_sequential_mode_equals_the_library_replayed_look_by_look(tmp_path: Path) -> None:
+    _write_looks(tmp_path / "looks.csv", slowdown=1.6)
+    (tmp_path / "spec.yaml").write_text(SEQUENTIAL_SPEC)
+    args = ["judge", str(tmp_path / "looks.csv"), "--spec", str(tmp_path / "spec.yaml")]
+    result = runner.invoke(app, [*args, "--sequential", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["decision"] == "fail"
+    test = SequentialCanaryTest(
+        CanaryMetricSpec("latency_ms", "increase", allowed_increase=0.05), reference=100.0
+    )
+    with (tmp_path / "looks.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    expected = []
+    for look in range(1, 13):
+        sel = [r for r in rows if int(r["look"]) == look]
+        base = [float(r["value"]) for r in sel if r["arm"] == "baseline"]
+        canary = [float(r["value"]) for r in sel if r["arm"] == "canary"]
+        expected.append(json.loads(test.update(base, canary).to_json()))
+    assert out["metrics"][0]["looks"] == expected
+    table = runner.invoke(app, [*args, "--sequential", "--exit-code"])
+    assert table.exit_code == 1 and "fail: a metric regressed" in _flat(table.output)
+    calm_path = tmp_path / "calm.csv"
+    _write_looks(calm_path, slowdown=1.0)
+    calm = runner.invoke(app, ["judge", str(calm_path), "--spec", str(tmp_path / "spec.yaml"),
+                               "--sequential", "--exit-code"])  # fmt: skip
+    assert calm.exit_code == 0 and "no alarm so far" in _flat(calm.output)
+
+
+def test_sequential_tolerance_without_reference_is_a_user_error(tmp_path: Path) -> None:
+    _write_looks(tmp_path / "looks.csv", slowdown=1.0)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("metrics:\n  - {name: latency_ms, allowed_increase: 0.1}\n")
+    r = runner.invoke(app, ["judge", str(tmp_path / "looks.csv"), "--spec", str(spec),
+                            "--sequential"])  # fmt: skip
+    assert r.exit_code == 2 and "fixed `reference`" in _flat(r.output)
 
 
 def _flat(text: str) -> str:

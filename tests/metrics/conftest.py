@@ -55,13 +55,23 @@ def make_events(seed: int = 7, units: int = 80) -> EventTables:
                 v = "treatment" if variant == "control" else "control"
             t = first if k == 0 else first + pd.Timedelta(hours=5 + i % 7)
             exposures.append(
-                {"experiment": "checkout", "variant": v, "unit_id": unit, "timestamp": t,
-                 "attributes": json.dumps(attrs)}
+                {
+                    "experiment": "checkout",
+                    "variant": v,
+                    "unit_id": unit,
+                    "timestamp": t,
+                    "attributes": json.dumps(attrs),
+                }
             )
         if i % 4 == 1:  # a second experiment sharing the units
             exposures.append(
-                {"experiment": "ranker", "variant": ["a", "b", "c"][i % 3], "unit_id": unit,
-                 "timestamp": ts(1, 7), "attributes": json.dumps({"platform": platform})}
+                {
+                    "experiment": "ranker",
+                    "variant": ["a", "b", "c"][i % 3],
+                    "unit_id": unit,
+                    "timestamp": ts(1, 7),
+                    "attributes": json.dumps({"platform": platform}),
+                }
             )
     ex = pd.DataFrame(exposures)
     ex.insert(0, "event_id", [uuid.UUID(int=int(rng.integers(2**62))).hex for _ in range(len(ex))])
@@ -73,13 +83,23 @@ def make_events(seed: int = 7, units: int = 80) -> EventTables:
         name = str(rng.choice(["purchase", "click", "label"], p=[0.4, 0.5, 0.1]))
         value = float(np.round(rng.lognormal(2.5, 1.0), 2)) if name == "purchase" else 1.0
         outcomes.append(
-            {"unit_id": unit, "request_id": None, "name": name, "value": value,
-             "timestamp": ts(0, 10)}
+            {
+                "unit_id": unit,
+                "request_id": None,
+                "name": name,
+                "value": value,
+                "timestamp": ts(0, 10),
+            }
         )
     for j in range(20):  # joined by request id only: no unit
         outcomes.append(
-            {"unit_id": None, "request_id": f"r{j}", "name": "purchase", "value": 5.0,
-             "timestamp": ts(0, 10)}
+            {
+                "unit_id": None,
+                "request_id": f"r{j}",
+                "name": "purchase",
+                "value": 5.0,
+                "timestamp": ts(0, 10),
+            }
         )
     out = pd.DataFrame(outcomes)
     out.insert(0, "event_id", [f"o{k}" for k in range(len(out))])
@@ -90,13 +110,22 @@ def make_events(seed: int = 7, units: int = 80) -> EventTables:
         unit = f"u{int(rng.integers(0, units)):03d}"
         role = "served" if k % 4 else "shadow"
         predictions.append(
-            {"request_id": f"q{k}", "unit_id": unit, "deployment": "ranker",
-             "experiment": "checkout", "variant": None, "model": "m",
-             "model_version": ["1", "2"][k % 2], "role": role,
-             "status": "ok" if k % 17 else "error", "features": "{}", "output": "{}",
-             "score": None if k % 11 == 0 else float(np.round(rng.uniform(), 4)),
-             "latency_ms": float(np.round(rng.gamma(2.0, 20.0), 3)),
-             "timestamp": ts(0, 10)}
+            {
+                "request_id": f"q{k}",
+                "unit_id": unit,
+                "deployment": "ranker",
+                "experiment": "checkout",
+                "variant": None,
+                "model": "m",
+                "model_version": ["1", "2"][k % 2],
+                "role": role,
+                "status": "ok" if k % 17 else "error",
+                "features": "{}",
+                "output": "{}",
+                "score": None if k % 11 == 0 else float(np.round(rng.uniform(), 4)),
+                "latency_ms": float(np.round(rng.gamma(2.0, 20.0), 3)),
+                "timestamp": ts(0, 10),
+            }
         )
     pr = pd.DataFrame(predictions)
     pr.insert(0, "event_id", [f"p{k}" for k in range(len(pr))])

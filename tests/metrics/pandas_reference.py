@@ -7,12 +7,14 @@ proving.metrics.compile (only the spec models are read)."""
 from __future__ import annotations
 
 import json
+import math
 import operator
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from proving.metrics.definitions import FilterSpec, MeasureSpec, MetricSpec, MetricsSpec
 from proving.stats import ArmStats
@@ -149,9 +151,7 @@ def metric_unit_frame(
             pre.append(measure_values(tables[den.source], den, units, before=w, end=end))
         if metric.covariate.indicator:
             pre.append(
-                measure_values(
-                    tables[num.source], num, units, before=w, end=end, aggregation="any"
-                )
+                measure_values(tables[num.source], num, units, before=w, end=end, aggregation="any")
             )
         for i, values in enumerate(pre, start=1):
             df[f"x_{i}"] = df.unit_id.map(values).fillna(0.0)
@@ -171,8 +171,7 @@ def arm_stats(df: pd.DataFrame, metric: MetricSpec) -> ArmStats:
     return ArmStats.from_values(
         df.y.to_numpy(),
         denominators=df.d.to_numpy() if metric.denominator is not None else None,
-        covariates={n: df[f"x_{i}"].to_numpy() for i, n in enumerate(names, start=1)}
-        or None,
+        covariates={n: df[f"x_{i}"].to_numpy() for i, n in enumerate(names, start=1)} or None,
     )
 
 
@@ -233,12 +232,21 @@ def expected_quantiles(
         for key, g in grouped:
             variant = key if isinstance(key, str) else key[0]
             segment = "all" if dim == "all" else f"{dim}={key[1]}"
-            q = float(np.quantile(g.v.to_numpy(), metric.quantile.p))
-            per = g.assign(s=(g.v <= q).astype(float)).groupby("unit_id").agg(
-                s=("s", "sum"), c=("v", "size")
+            values = np.sort(g.v.to_numpy())
+            n, nu = len(values), metric.quantile.p
+            q = float(np.quantile(values, nu, method="inverted_cdf"))
+            z = float(stats.norm.ppf(1 - metric.quantile.rank_alpha / 2))
+            half = z * math.sqrt(n * nu * (1 - nu))
+            lo, hi = math.floor(n * nu - half), math.ceil(n * nu + half)
+            per = (
+                g.assign(s=(g.v <= q).astype(float))
+                .groupby("unit_id")
+                .agg(s=("s", "sum"), c=("v", "size"))
             )
             out[(segment, str(variant))] = {
                 "estimate": q,
+                "lower": float(values[lo - 1]) if 1 <= lo <= n else None,
+                "upper": float(values[hi - 1]) if 1 <= hi <= n else None,
                 "n": float(len(per)),
                 "n_events": float(per.c.sum()),
                 "sum": float(per.s.sum()),

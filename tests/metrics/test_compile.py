@@ -103,8 +103,8 @@ def assert_same(row: dict[str, Any], expected: ArmStats) -> None:
     got = ArmStats.from_flat(row)
     assert got.n == expected.n
     assert got.variable_names == expected.variable_names
-    n1, s1, c1 = got.moments()
-    n2, s2, c2 = expected.moments()
+    _, s1, c1 = got.moments()
+    _, s2, c2 = expected.moments()
     np.testing.assert_allclose(s1, s2, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(c1, c2, rtol=1e-9, atol=1e-9)
 

@@ -47,7 +47,12 @@ def test_example_file_loads() -> None:
         ({"kind": "proportion", "event": "purchase"}, "any", None, True),
         ({"kind": "count", "event": "click"}, "count", None, True),
         ({"kind": "mean", "source": "predictions"}, "count", None, True),
-        ({"kind": "mean", "source": "predictions", "value": "latency_ms"}, "sum", "latency_ms", True),
+        (
+            {"kind": "mean", "source": "predictions", "value": "latency_ms"},
+            "sum",
+            "latency_ms",
+            True,
+        ),
         ({"kind": "mean", "event": "purchase", "aggregation": "max"}, "max", "value", False),
     ],
 )

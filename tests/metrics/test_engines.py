@@ -77,7 +77,9 @@ def assert_identical(a: MetricsResult, b: MetricsResult) -> None:
             for field, va in ra.items():
                 vb = rb[field]
                 if isinstance(va, float):
-                    np.testing.assert_allclose(va, vb, rtol=1e-9, atol=1e-12, err_msg=f"{key} {field}")
+                    np.testing.assert_allclose(
+                        va, vb, rtol=1e-9, atol=1e-12, err_msg=f"{key} {field}"
+                    )
                 else:
                     assert va == vb, (key, field)
     assert a.exposures == b.exposures

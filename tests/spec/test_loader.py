@@ -20,7 +20,12 @@ from proving.spec import (
     spec_schema,
 )
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("*.yaml"))
+# Experiment specs; docs/examples/metrics*.yaml are metric definitions (proving.metrics).
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).parents[2] / "docs" / "examples").glob("*.yaml")
+    if not p.name.startswith("metrics")
+)
 
 GOOD = """\
 name: checkout

@@ -1,5 +1,5 @@
 """Bayesian normal-normal model: closed forms, numerical integration, Monte Carlo,
-meta-analysis from statsmodels, composition with multiple comparisons and with peeking."""
+composition with multiple comparisons and with peeking (prior fits: test_priors.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, stats
-from statsmodels.stats.meta_analysis import combine_effects
+from scipy import integrate, stats
 
 from proving.errors import StatsInputError
 from proving.stats.analyze import analyze
@@ -131,50 +130,6 @@ def test_default_prior_is_weakly_informative_and_scaled_for_absolute_effects() -
     assert conv.prior_variance[0] == pytest.approx(4.0 / 400.0)
 
 
-def test_fit_prior_moments_equals_statsmodels_dersimonian_laird() -> None:
-    rng = np.random.default_rng(3)
-    se = rng.uniform(0.01, 0.04, 40)
-    d = rng.normal(0.01, 0.02, 40) + rng.normal(0, se)
-    fit = fit_prior(d, se, method="moments")
-    ref = combine_effects(d, se**2, method_re="chi2")
-    assert fit.tau2 == pytest.approx(ref.tau2, rel=1e-10)
-    assert fit.mean == pytest.approx(ref.mean_effect_re, rel=1e-10)
-
-
-def test_fit_prior_mle_maximizes_the_marginal_likelihood() -> None:
-    rng = np.random.default_rng(4)
-    se = rng.uniform(0.01, 0.04, 60)
-    d = rng.normal(-0.005, 0.015, 60) + rng.normal(0, se)
-    fit = fit_prior(d, se, method="mle")
-
-    def nll(x: np.ndarray) -> float:
-        return float(-stats.norm.logpdf(d, x[0], np.sqrt(x[1] ** 2 + se**2)).sum())
-
-    ref = optimize.minimize(
-        nll,
-        [0.0, 0.01],
-        method="Nelder-Mead",
-        options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 20000},
-    )
-    assert fit.mean == pytest.approx(ref.x[0], abs=1e-6)
-    assert math.sqrt(fit.tau2) == pytest.approx(abs(ref.x[1]), rel=1e-4)
-    assert fit.log_likelihood == pytest.approx(-ref.fun, rel=1e-9)
-
-
-def test_fit_prior_recovers_a_known_truth_and_flags_tau_zero() -> None:
-    rng = np.random.default_rng(5)
-    se = rng.uniform(0.005, 0.02, 2000)
-    d = rng.normal(0.01, 0.03, 2000) + rng.normal(0, se)
-    for method in ("mle", "moments"):
-        fit = fit_prior(d, se, method=method)  # type: ignore[arg-type]
-        assert fit.mean == pytest.approx(0.01, abs=0.002)
-        assert math.sqrt(fit.tau2) == pytest.approx(0.03, rel=0.05)
-        assert fit.prior.source == "empirical"
-    same = fit_prior([0.01, 0.0101, 0.0099, 0.01], [0.01] * 4)
-    assert same.tau2 == 0.0
-    assert any("tau^2 = 0" in w for w in same.warnings)
-
-
 def _family_results(effect: str, seed: int = 6) -> list[ComparisonResult]:
     rng = np.random.default_rng(seed)
     rows = []
@@ -258,12 +213,7 @@ def test_degenerate_data_is_explained() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: NormalPrior(std=-1.0), r"prior `std` must be a positive number"),
-        (lambda: NormalPrior(scale="log"), r"prior `scale` must be"),  # type: ignore[arg-type]
         (lambda: posterior([0.1], [0.1], alpha=2.0), r"`alpha` must be in \(0, 1\)"),
-        (lambda: fit_prior([0.1, 0.2], [0.1, 0.1]), "needs at least 3 past effects"),
-        (lambda: fit_prior([0.1] * 3, [0.1] * 3, method="em"), "`method` must be 'mle'"),  # type: ignore[arg-type]
-        (lambda: fit_prior([0.1] * 3, [0.1] * 2), "equal length"),
         (
             lambda: bayesian_compare(1, 0.1, 9, 1, 0.1, 9, relative_method="log"),
             "'log' is not supported",

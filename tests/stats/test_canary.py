@@ -239,6 +239,8 @@ def test_bad_inputs_raise_with_a_message() -> None:
         judge({"m": ([1.0], [1.0])}, [spec, spec])
     with pytest.raises(StatsInputError, match="thresholds must satisfy"):
         judge({"m": ([1.0], [1.0])}, [spec], pass_threshold=50, marginal_threshold=80)
+    with pytest.raises(StatsInputError, match="group weights must be finite and >= 0"):
+        judge({"m": ([1.0], [1.0])}, [spec], group_weights={"default": -1.0})
     with pytest.raises(StatsInputError, match="no metric uses"):
         judge({"m": ([1.0], [1.0])}, [spec], group_weights={"other": 1.0})
     with pytest.raises(StatsInputError, match="rank 0 is outside"):

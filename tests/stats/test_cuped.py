@@ -223,3 +223,20 @@ def test_cupac_any_prediction_column_is_a_covariate():
     c = analyze(_rows(arms), effect="absolute").comparisons[0]
     assert c.covariates == ("model_prediction",)
     assert c.variance_reduction is not None and c.variance_reduction > 0.7
+
+
+def test_metrics_with_different_covariates_keep_their_own_names():
+    rng = np.random.default_rng(30)
+    rows = []
+    for metric, name in (("revenue", "pre_revenue"), ("orders", "pre_orders")):
+        for variant in ("control", "b"):
+            x = rng.normal(size=400)
+            covs = {name: x, "constant": np.ones(400)}
+            y = 10.0 + x + rng.normal(size=400)
+            flat = ArmStats.from_values(y, covariates=covs).to_flat()
+            rows.append({"variant": variant, "metric": metric, **flat})
+    result = analyze(rows)
+    for metric, name in (("revenue", "pre_revenue"), ("orders", "pre_orders")):
+        c = result.find(metric, "b")
+        assert c.covariates == (name,)
+        assert c.warnings == ("covariate 'constant' has no variance; CUPED ignores it",)

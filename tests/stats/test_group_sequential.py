@@ -25,7 +25,6 @@ from proving.stats.group_sequential import (
     SpendingBoundaries,
     alpha_spent,
     design_boundaries,
-    exit_probabilities,
     pocock_constant,
     wang_tsiatis_boundaries,
 )
@@ -120,12 +119,6 @@ def test_power_and_inflation_factor_match_published_tables() -> None:
     assert np.any(z >= np.array(pocock.upper), axis=1).mean() == pytest.approx(0.8, abs=0.006)
 
 
-def test_exit_probabilities_single_look_is_the_normal_tail() -> None:
-    p_up, p_lo = exit_probabilities([1.96], [-1.96], [1.0], drift=0.7)
-    assert p_up[0] == pytest.approx(stats.norm.sf(1.96 - 0.7), rel=1e-12)
-    assert p_lo[0] == pytest.approx(stats.norm.cdf(-1.96 - 0.7), rel=1e-12)
-
-
 def test_one_sided_designs_mirror_each_other() -> None:
     g = design_boundaries([0.3, 0.6, 1.0], alpha=0.025, alternative="greater")
     s = design_boundaries([0.3, 0.6, 1.0], alpha=0.025, alternative="less")
@@ -147,18 +140,6 @@ def test_design_round_trips_through_json() -> None:
     d = design_boundaries([0.5, 1.0], alpha=0.05, alternative="greater")
     back = GroupSequentialDesign.from_dict(json.loads(json.dumps(d.to_dict())))
     assert back == d
-
-
-def test_spending_functions_reach_alpha_and_start_at_zero() -> None:
-    t = np.array([0.0, 0.5, 1.0])
-    for name in ("obrien_fleming", "pocock", "hwang_shih_decani", "power"):
-        a = alpha_spent(t, alpha=0.025, spending=name)  # type: ignore[arg-type]
-        assert a[0] == pytest.approx(0.0, abs=1e-12)
-        assert a[2] == pytest.approx(0.025, rel=1e-12)
-        assert 0 < a[1] < 0.025
-    assert alpha_spent(0.5, alpha=0.1, spending="hwang_shih_decani", parameter=0.0) == (
-        pytest.approx(0.05)
-    )
 
 
 @pytest.mark.parametrize(

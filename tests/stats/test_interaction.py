@@ -211,6 +211,9 @@ def test_joint_wald_test_degenerate_and_bad_inputs() -> None:
     single = ArmStats.from_values([1.0])
     zero = interaction_test({(a, b): flat for a in "xy" for b in "uv"})
     assert zero.statistic is None and "zero variance" in (zero.reason or "")
+    partly = {(a, b): flat for a in "xyz" for b in "uv"} | {("x", "u"): ok}
+    singular = interaction_test(partly)
+    assert singular.statistic is None and "singular" in (singular.reason or "")
     thin = interaction_test({("x", "u"): ok, ("x", "v"): ok, ("y", "u"): ok, ("y", "v"): single})
     assert thin.p_value is None and "at least 2 units" in (thin.reason or "")
     with pytest.raises(StatsInputError, match=r"missing \[\('y', 'v'\)\]"):

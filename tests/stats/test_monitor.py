@@ -213,25 +213,6 @@ def test_history_round_trips_through_json(method: str) -> None:
     assert back.update(c, t).look == len(m.history) + 1
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"method": "group_sequential"}, "`max_n` is required by method 'group_sequential'"),
-        ({"method": "bayes"}, "monitor `method` must be one of"),
-        ({"min_n": 1}, "monitor `min_n` must be a number >= 2"),
-        ({"max_n": -5.0}, "monitor `max_n` must be a positive number"),
-        ({"spending": "linear"}, "monitor `spending` must be one of"),
-        ({"alpha": 0.9}, "`alpha` must be a number in"),
-        ({"kind": "quantile"}, "monitor `kind` must be one of"),
-        ({"tuning_n": 0.0}, r"`tuning_n` \(N\*"),
-        ({"mixture_variance": -1.0}, "monitor `mixture_variance` must be a positive number"),
-    ],
-)
-def test_bad_spec_raises_with_the_fix(kwargs: dict[str, object], match: str) -> None:
-    with pytest.raises(StatsInputError, match=match):
-        MonitorSpec(**kwargs)  # type: ignore[arg-type]
-
-
 def test_mismatched_statistics_raise() -> None:
     m = SequentialMonitor(metric="m")
     ratio = ArmStats.from_values([1.0, 2.0], denominators=[1.0, 1.0])

@@ -230,6 +230,9 @@ def test_degenerate_data_gives_reasons() -> None:
     assert r.estimate is None and "zero variance" in (r.reason or "")
     half = compare_quantiles(flat, QuantileStats.from_values(np.arange(500.0), 0.5))
     assert half.estimate is not None and half.warnings
+    lonely = QuantileStats.from_values(np.arange(1_000.0), 0.99, clusters=np.zeros(1_000))
+    r = compare_quantiles(lonely, lonely)
+    assert r.estimate is None and "clustered variance needs at least 2" in (r.reason or "")
     nan = QuantileStats(nu=0.99, n=1_000, quantile=math.nan, lower=1.0, upper=2.0)
     assert "NaN" in (compare_quantiles(nan, big).reason or "")
 

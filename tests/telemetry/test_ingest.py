@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from proving.telemetry.duckdb_store import DuckDBStore
 from proving.telemetry.ingest import IngestConfig, create_ingest_app
+from proving.telemetry.postgres_store import PostgresStore
 from proving.telemetry.privacy import PrivacyPolicy
 from proving.telemetry.writer import BatchWriter
 from tests.telemetry.test_writer import GatedStore
@@ -306,3 +307,33 @@ def test_openapi_documents_the_batch_bodies(api: Api) -> None:
         spec["components"]["schemas"]
     )
     assert api.get("/v1/health").json()["status"] == "ok"
+
+
+def test_a_slow_commit_is_503_and_the_api_recovers() -> None:
+    store = GatedStore()
+    store.gate.clear()
+    made = Api(IngestConfig(commit_timeout=0.3), store=store)
+    r = made.post("/v1/events", [exposure(0)])
+    assert r.status_code == 503 and "not committed" in r.json()["error"]
+    store.gate.set()
+    assert made.post("/v1/events", [exposure(0), exposure(1)]).status_code == 200
+    assert store.count("exposures") == 2
+
+
+def test_the_api_over_postgresql(postgres_dsn: str, postgres_schema: str) -> None:
+    store = PostgresStore(postgres_dsn, schema=postgres_schema)
+    made = Api(IngestConfig(known_experiments=frozenset({"checkout"})), store=store)
+    r = made.post("/v1/events", [exposure(0), exposure(1, experiment="other"), exposure(0)])
+    assert r.status_code == 207
+    early = (NOW - timedelta(days=1)).isoformat()
+    r = made.post("/v1/outcomes", [{"unit_id": "u0", "name": "buy", "timestamp": early}])
+    assert r.status_code == 200 and [w["index"] for w in r.json()["warnings"]] == [0]
+    assert store.count("exposures") == 1 and store.count("outcomes") == 1
+
+
+def test_metrics_endpoint_shows_drops() -> None:
+    store = GatedStore()
+    made = Api(store=store, max_queue=2)
+    assert made.post("/v1/events", [exposure(i) for i in range(3)]).status_code == 503
+    text = made.get("/metrics").text
+    assert 'proving_telemetry_dropped_total{reason="overloaded"} 3.0' in text

@@ -195,10 +195,12 @@ def test_unreachable_bus_is_a_clear_error() -> None:
 
 
 def _loader(bus: Bus, target: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    cli = Path(sys.executable).with_name("proving")
+    # `proving telemetry load` through its own Typer group (the full CLI imports every stage).
+    code = "from proving.cli.telemetry import telemetry_app; telemetry_app()"
     args = [
-        str(cli),
-        "telemetry",
+        sys.executable,
+        "-c",
+        code,
         "load",
         "--from",
         bus.url,
@@ -246,4 +248,41 @@ def test_loader_killed_midway_loses_nothing_and_doubles_nothing(
     ids = store.read_table("outcomes").column("event_id").to_pylist()
     assert len(ids) == len(set(ids)) == n
     assert asyncio.run(_consumer_state(bus.url, bus.stream, "kill")) == (0, 0)
+    store.close()
+
+
+def test_the_ingestion_api_can_publish_to_the_bus(bus: Bus) -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from proving.telemetry.ingest import create_ingest_app
+    from proving.telemetry.store import open_store
+    from proving.telemetry.writer import BatchWriter
+
+    publisher = open_store(f"{bus.url}?stream={bus.stream}")
+    assert isinstance(publisher, NatsStore) and publisher.stream == bus.stream
+    publisher.close()
+    publisher = NatsStore(bus.url, stream=bus.stream, prefix=bus.prefix)
+    writer = BatchWriter(publisher, flush_interval=0.01, registry=CollectorRegistry())
+    app = create_ingest_app(writer)
+    body = [
+        {"type": "outcome", "event_id": f"h{i}", "unit_id": f"u{i}", "name": "buy"}
+        for i in range(30)
+    ]
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/v1/outcomes", json=body)
+
+    assert asyncio.run(post()).status_code == 200  # acknowledged = on the bus
+    writer.close()
+    publisher.close()
+    store = DuckDBStore(":memory:")
+    asyncio.run(
+        NatsLoader(bus.url, store, stream=bus.stream, prefix=bus.prefix, durable="api").run(
+            idle_exit=1.0
+        )
+    )
+    assert store.count("outcomes") == 30
     store.close()

@@ -255,10 +255,12 @@ def test_parquet_layout_is_hive_partitioned(tmp_path: Path) -> None:
     # Another engine reads the lake with hive partitioning and gets the experiment back.
     import duckdb
 
-    rel = duckdb.sql(
-        f"SELECT experiment, count(*) AS n FROM read_parquet('{tmp_path}/exposures/**/*.parquet',"
-        " hive_partitioning = true) GROUP BY experiment ORDER BY experiment"
-    ).to_arrow_table()
+    with duckdb.connect() as conn:
+        rel = conn.sql(
+            f"SELECT experiment, count(*) AS n FROM read_parquet("
+            f"'{tmp_path}/exposures/**/*.parquet', hive_partitioning = true) "
+            "GROUP BY experiment ORDER BY experiment"
+        ).to_arrow_table()
     assert rel.to_pylist() == [
         {"experiment": "a/b c", "n": 1},
         {"experiment": "exp-0", "n": 2},
@@ -329,3 +331,14 @@ def test_tables_are_the_documented_three() -> None:
         "timestamp",
         "received_at",
     ]
+
+
+def test_postgres_recovers_after_a_failed_batch(postgres_dsn: str, postgres_schema: str) -> None:
+    store = PostgresStore(postgres_dsn, schema=postgres_schema)
+    good = to_record_batch("outcomes", [OutcomeEvent(event_id="ok", unit_id="u", name="n")])
+    # PostgreSQL text cannot hold NUL: the whole batch fails, nothing of it is stored.
+    bad = pa.Table.from_batches([good]).set_column(0, "event_id", pa.array(["a\x00b"]))
+    with pytest.raises(TelemetryError, match=r"Nothing of this batch was stored; retry it"):
+        store.write("outcomes", bad)
+    assert store.write("outcomes", good) == 1
+    store.close()

@@ -13,14 +13,9 @@ from proving.assign.buckets import (
     in_namespace,
 )
 from proving.assign.conditions import compile_condition, eval_condition
+from proving.assign.context import EvaluationContext, ExperimentResult
 from proving.assign.features import FeatureResult, evaluate_feature
-from proving.assign.growthbook import (
-    EvaluationContext,
-    ExperimentPlan,
-    ExperimentResult,
-    compile_experiment,
-    run_experiment,
-)
+from proving.assign.growthbook import ExperimentPlan, compile_experiment, run_experiment
 from proving.assign.hashing import fnv1a32, hash_batch, hash_value
 from proving.assign.layers import assign_program, merge_parameters, place, place_batch
 from proving.assign.planout import (

@@ -13,193 +13,33 @@ An unknown operator never matches.
 GrowthBook's reference (sdk-js ``mongrule.ts``) is JavaScript and its conformance cases
 pin JavaScript's coercions: a missing attribute reads as ``null``; ``null > -10`` is true
 (``null`` converts to 0); ``"8" > 5`` compares numbers; a string literal matches
-``String(value)``. This module reproduces those rules explicitly (the ``_js_*``
-functions, after ECMA-262 sections 7.1 and 7.2) rather than leaning on Python's.
+``String(value)``. This module applies those rules explicitly
+(:mod:`proving.assign.javascript`, after ECMA-262 sections 7.1 and 7.2) rather than
+leaning on Python's; versions compare as in :mod:`proving.assign.versions`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
+from proving.assign.javascript import (
+    js_compare,
+    js_number,
+    js_strict_equal,
+    js_string,
+    js_truthy,
+    js_type,
+    json_stringify,
+)
+from proving.assign.versions import VERSION_OPERATORS, padded_version_string, version_operator
+
 __all__ = ["Predicate", "compile_condition", "eval_condition", "js_string", "padded_version_string"]
 
-_JS_WHITESPACE: Final = " \t\n\v\f\r\u00a0\u2028\u2029\ufeff"
-_DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
-_RADIX: Final = re.compile(r"0([xXoObB])([0-9a-fA-F]+)")
-_VERSION_STRIP: Final = re.compile(r"(^v|\+.*$)")
-_VERSION_SPLIT: Final = re.compile(r"[-.]")
-_DIGITS: Final = re.compile(r"[0-9]+")
 _LOGICAL: Final = ("$or", "$nor", "$and", "$not")
-
-
-def _js_number_string(x: float) -> str:
-    """``String(number)`` in JavaScript (ECMA-262 Number::toString, radix 10)."""
-    if isinstance(x, int) and not isinstance(x, bool) and abs(x) < 10**21:
-        return str(x)
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "0"
-    if x < 0:
-        return "-" + _js_number_string(-x)
-    # repr gives the shortest round-tripping digits; x = 0.d1...dk * 10**n, laid out as JS
-    # does: plain up to 21 integer digits or 6 leading zeros, exponent form otherwise.
-    mantissa, _, exp = repr(x).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    raw = whole + frac
-    digits = raw.lstrip("0")
-    n = len(whole) + int(exp or 0) - (len(raw) - len(digits))
-    digits = digits.rstrip("0")
-    k = len(digits)
-    if k <= n <= 21:
-        return digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return "0." + "0" * -n + digits
-    sign = "+" if n - 1 >= 0 else "-"
-    lead = digits[0] + ("." + digits[1:] if k > 1 else "")
-    return f"{lead}e{sign}{abs(n - 1)}"
-
-
-def js_string(value: Any) -> str:
-    """``String(value)`` in JavaScript, for JSON-like values (``None`` is ``null``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _js_number_string(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple):
-        return ",".join("" if v is None else js_string(v) for v in value)
-    return "[object Object]"
-
-
-def _js_number(value: Any) -> float:
-    """``ToNumber(value)`` (ECMA-262 7.1.4) for JSON-like values."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        try:
-            return float(value)
-        except OverflowError:
-            return math.inf if value > 0 else -math.inf
-    if isinstance(value, list | tuple | dict):
-        return _js_number(_js_primitive(value))
-    text = str(value).strip(_JS_WHITESPACE)
-    if text == "":
-        return 0.0
-    if _DECIMAL.fullmatch(text):
-        return float(text)
-    if text in ("Infinity", "+Infinity"):
-        return math.inf
-    if text == "-Infinity":
-        return -math.inf
-    radix = _RADIX.fullmatch(text)
-    if radix:
-        base = {"x": 16, "o": 8, "b": 2}[radix.group(1).lower()]
-        try:
-            return float(int(radix.group(2), base))
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
-def _js_primitive(value: Any) -> Any:
-    """``ToPrimitive`` with hint number: arrays and objects become strings."""
-    if isinstance(value, list | tuple | dict):
-        return js_string(value)
-    return value
-
-
-def _js_type(value: Any) -> str:
-    """GrowthBook's ``getType``: JS ``typeof``, with ``null`` and ``array`` split out."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "unknown"
-
-
-def _utf16(value: str) -> bytes:
-    return value.encode("utf-16-be", "surrogatepass")
-
-
-def _js_compare(a: Any, b: Any) -> int | None:
-    """Abstract relational comparison (ECMA-262 7.2.13): -1, 0, 1, or None if unordered."""
-    pa, pb = _js_primitive(a), _js_primitive(b)
-    if isinstance(pa, str) and isinstance(pb, str):
-        # JS orders strings by UTF-16 code units, which big-endian UTF-16 bytes preserve.
-        ua, ub = (
-            (pa.encode(), pb.encode())
-            if pa.isascii() and pb.isascii()
-            else (_utf16(pa), _utf16(pb))
-        )
-        return (ua > ub) - (ua < ub)
-    na, nb = _js_number(pa), _js_number(pb)
-    if math.isnan(na) or math.isnan(nb):
-        return None
-    return (na > nb) - (na < nb)
-
-
-def _js_strict_equal(a: Any, b: Any, same_value_zero: bool = False) -> bool:
-    """``a === b`` (or SameValueZero for ``includes``): containers only equal themselves."""
-    ta = _js_type(a)
-    if ta != _js_type(b):
-        return False
-    if ta in ("array", "object"):
-        return a is b
-    if ta == "number" and same_value_zero and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
-
-
-def _js_truthy(value: Any) -> bool:
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    if isinstance(value, list | tuple | dict):
-        return True
-    return bool(value)
-
-
-def _json_stringify(value: Any) -> str:
-    """``JSON.stringify`` for JSON-like values (numbers as JS prints them)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int | float):
-        return _js_number_string(value) if math.isfinite(value) else "null"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_json_stringify(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = (
-            f"{json.dumps(str(k), ensure_ascii=False)}:{_json_stringify(v)}"
-            for k, v in value.items()
-        )
-        return "{" + ",".join(items) + "}"
-    return "null"
 
 
 def get_path(attributes: Any, path: str) -> Any:
@@ -225,32 +65,6 @@ def get_path(attributes: Any, path: str) -> Any:
     return current
 
 
-@lru_cache(maxsize=4096)
-def padded_version_string(value: str) -> str:
-    """A version string that compares correctly as a string (GrowthBook ``util.ts``).
-
-    Drops a leading ``v`` and build metadata, splits on ``.`` and ``-``, appends ``~`` to a
-    plain ``x.y.z`` (so a release sorts after its pre-releases) and left-pads numeric parts
-    to 5 characters (so ``"  9" < " 10"``).
-
-    Example:
-        >>> padded_version_string("v1.2.3+build") < padded_version_string("1.10.0")
-        True
-    """
-    parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", value))
-    if len(parts) == 3:
-        parts.append("~")
-    return "-".join(p.rjust(5, " ") if _DIGITS.fullmatch(p) else p for p in parts)
-
-
-def _version(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = _js_number_string(value)
-    if not isinstance(value, str) or not value:
-        value = "0"
-    return padded_version_string(value)
-
-
 @lru_cache(maxsize=1024)
 def _regex(pattern: str, insensitive: bool) -> re.Pattern[str] | None:
     try:
@@ -271,7 +85,7 @@ def _is_in(actual: Any, expected: Sequence[Any], insensitive: bool = False) -> b
 
     candidates = actual if isinstance(actual, list | tuple) else [actual]
     return any(
-        _js_strict_equal(fold(a), fold(e), same_value_zero=not insensitive)
+        js_strict_equal(fold(a), fold(e), same_value_zero=not insensitive)
         for a in candidates
         for e in expected
     )
@@ -291,7 +105,7 @@ def _elem_match(actual: Any, expected: Any, groups: Mapping[str, Any]) -> bool:
     on_value = _is_operator_object(expected)
     # The reference skips falsy elements (``actual[i] && check(actual[i])``).
     for item in actual:
-        if not _js_truthy(item):
+        if not js_truthy(item):
             continue
         if on_value and _eval_value(expected, item, groups):
             return True
@@ -310,36 +124,24 @@ def _group_values(groups: Mapping[str, Any], group_id: Any) -> list[Any]:
 
 
 def _compare_op(op: str, actual: Any, expected: Any) -> bool:
-    c = _js_compare(actual, expected)
+    c = js_compare(actual, expected)
     if c is None:
         return False
     return {"$lt": c < 0, "$lte": c <= 0, "$gt": c > 0, "$gte": c >= 0}[op]
-
-
-def _version_op(op: str, actual: Any, expected: Any) -> bool:
-    a, e = _version(actual), _version(expected)
-    return {
-        "$veq": a == e,
-        "$vne": a != e,
-        "$vgt": a > e,
-        "$vgte": a >= e,
-        "$vlt": a < e,
-        "$vlte": a <= e,
-    }[op]
 
 
 def _eval_operator(op: str, actual: Any, expected: Any, groups: Mapping[str, Any]) -> bool:
     """One operator against one value (GrowthBook ``evalOperatorCondition``)."""
     if op in ("$lt", "$lte", "$gt", "$gte"):
         return _compare_op(op, actual, expected)
-    if op in ("$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"):
-        return _version_op(op, actual, expected)
+    if op in VERSION_OPERATORS:
+        return version_operator(op, actual, expected)
     if op == "$eq":
-        return _js_strict_equal(actual, expected)
+        return js_strict_equal(actual, expected)
     if op == "$ne":
-        return not _js_strict_equal(actual, expected)
+        return not js_strict_equal(actual, expected)
     if op == "$exists":
-        return actual is not None if _js_truthy(expected) else actual is None
+        return actual is not None if js_truthy(expected) else actual is None
     if op in ("$in", "$nin", "$ini", "$nini"):
         if not isinstance(expected, list | tuple):
             return False
@@ -362,7 +164,7 @@ def _eval_operator(op: str, actual: Any, expected: Any, groups: Mapping[str, Any
         pattern = _regex(expected, op == "$regexi") if isinstance(expected, str) else None
         return pattern is not None and pattern.search(js_string(actual)) is not None
     if op == "$type":
-        return bool(_js_type(actual) == expected)
+        return bool(js_type(actual) == expected)
     return False  # an unknown operator never matches (sdk-js logs and returns false)
 
 
@@ -375,13 +177,13 @@ def _eval_value(
             return js_string(value).lower() == condition.lower()
         return js_string(value) == condition
     if isinstance(condition, bool):
-        return value is not None and _js_truthy(value) == condition
+        return value is not None and js_truthy(value) == condition
     if isinstance(condition, int | float):
-        return _js_number(value) == condition
+        return js_number(value) == condition
     if condition is None:
         return value is None
     if isinstance(condition, list | tuple) or not _is_operator_object(condition):
-        return _json_stringify(value) == _json_stringify(condition)
+        return json_stringify(value) == json_stringify(condition)
     return all(_eval_operator(op, value, arg, groups) for op, arg in condition.items())
 
 
@@ -495,7 +297,7 @@ def _compile_value(condition: Any) -> Callable[[Any, Mapping[str, Any]], bool]:
 
 
 def _compile_clause(key: str, value: Any) -> Predicate:
-    if key in ("$or", "$nor", "$and", "$not"):
+    if key in _LOGICAL:
         sub = {key: value}
 
         def logical(attributes: Any, groups: Mapping[str, Any]) -> bool:

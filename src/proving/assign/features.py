@@ -20,16 +20,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from proving.assign.buckets import equal_weights, valid_weights
-from proving.assign.conditions import Predicate, compile_condition, eval_condition, js_string
-from proving.assign.growthbook import (
-    EvaluationContext,
-    ExperimentPlan,
-    ExperimentResult,
-    compile_experiment,
-    filtered_out,
-    resolve_hash_attribute,
-)
+from proving.assign.conditions import Predicate, compile_condition, eval_condition
+from proving.assign.context import EvaluationContext, ExperimentResult, resolve_hash_attribute
+from proving.assign.growthbook import ExperimentPlan, compile_experiment, filtered_out
 from proving.assign.hashing import hash_value
+from proving.assign.javascript import js_string, js_truthy
 
 __all__ = ["FeatureResult", "FeatureSource", "evaluate_feature", "evaluate_prerequisites"]
 
@@ -62,14 +57,6 @@ _TRUTHY_FIELDS = (
 )
 
 
-def _js_truthy(value: Any) -> bool:
-    if isinstance(value, float) and value != value:
-        return False
-    if isinstance(value, list | tuple | dict):
-        return True
-    return bool(value)
-
-
 @dataclass(frozen=True, slots=True)
 class FeatureResult:
     """The value of a feature for one unit, with where it came from.
@@ -88,7 +75,7 @@ class FeatureResult:
     @property
     def on(self) -> bool:
         """JavaScript truthiness of the value (``0``, ``""``, ``None``, ``False`` are off)."""
-        return _js_truthy(self.value)
+        return js_truthy(self.value)
 
     @property
     def off(self) -> bool:
@@ -163,7 +150,7 @@ def _rule_experiment(
     if "coverage" in rule:
         exp["coverage"] = rule["coverage"]
     for name in _TRUTHY_FIELDS:
-        if _js_truthy(rule.get(name)):
+        if js_truthy(rule.get(name)):
             exp[name] = rule[name]
     for name in ("bucketVersion", "minBucketVersion"):
         if rule.get(name) is not None:

@@ -35,12 +35,17 @@ def _interval(c: ComparisonResult) -> str:
     return f"[{lo}, {hi}]"
 
 
+def _pfmt(p: float) -> str:
+    # Below double precision's resolution of 1 - p the exact value means nothing.
+    return "< 1e-16" if p < 1e-16 else f"{p:.3g}"
+
+
 def _p(c: ComparisonResult) -> str:
     if c.p_value is None:
         return "-"
-    text = f"{c.p_value:.3g}"
+    text = _pfmt(c.p_value)
     if c.adjusted_p_value is not None:
-        text += f" (adj {c.adjusted_p_value:.3g})"
+        text += f" (adj {_pfmt(c.adjusted_p_value)})"
     return f"[bold]{text}[/]" if c.significant else text
 
 
@@ -87,7 +92,7 @@ def render(result: AnalysisResult, console: Console) -> None:
             continue
         verdict = "[red]MISMATCH[/]" if srm.alarm else "[green]ok[/]"
         counts = ", ".join(f"{v}={o:g}" for v, o in zip(srm.variants, srm.observed, strict=True))
-        console.print(f"SRM check ({where}): {verdict} p = {srm.p_value:.3g} ({counts})")
+        console.print(f"SRM check ({where}): {verdict} p = {_pfmt(srm.p_value)} ({counts})")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
 
@@ -115,6 +120,10 @@ def analyze_command(
     srm_threshold: Annotated[
         float, typer.Option(help="SRM alarm when its p-value is below this.")
     ] = 0.001,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Configured traffic split for the SRM check, e.g. control=50,b=50."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the AnalysisResult as JSON.")
     ] = False,
@@ -137,6 +146,7 @@ def analyze_command(
             cuped=cuped,
             correction=correction,  # type: ignore[arg-type]
             srm_threshold=srm_threshold,
+            weights=parse_weights(weights) if weights else None,
         )
     except StatsInputError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
@@ -145,3 +155,21 @@ def analyze_command(
         typer.echo(result.to_json(indent=2))
         return
     render(result, Console())
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """Parse ``control=50,b=50`` into ``{"control": 50.0, "b": 50.0}``."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name.strip() or not weight >= 0:
+            raise StatsInputError(
+                f"--weights: {part.strip()!r} is not VARIANT=WEIGHT with a weight >= 0; "
+                "write e.g. --weights control=50,b=50."
+            )
+        out[name.strip()] = weight
+    return out

@@ -59,6 +59,12 @@ app.command("plan")(plan_command)
 from proving.cli.judge import judge_command  # noqa: E402
 
 app.command("judge")(judge_command)
+from proving.cli.serve import serve_command  # noqa: E402
+
+app.command("serve")(serve_command)
+from proving.cli.metrics import metrics_app  # noqa: E402
+
+app.add_typer(metrics_app, name="metrics")
 
 
 def main() -> None:

@@ -15,9 +15,15 @@ Without ``--spec`` every metric in FILE is judged with ``direction: either`` and
 tolerance. ``--exit-code`` makes the command usable as a pipeline gate: exit 0 on pass,
 1 otherwise (marginal, fail, no data).
 
+With ``--sequential`` an optional ``look`` column (1, 2, ...) orders the rows into looks,
+replayed through :class:`~proving.stats.canary_sequential.SequentialCanaryTest` (valid
+under any number of looks); tolerances then need a fixed ``reference`` per metric in the
+spec. Any harmful alarm fails the canary (no score: each metric's test holds its alpha).
+
 Example:
     proving judge canary.csv --spec canary.yaml
     proving judge canary.csv --spec canary.yaml --json --exit-code
+    proving judge looks.csv --spec canary.yaml --sequential
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from rich.table import Table
 
 from proving.errors import StatsInputError
 from proving.stats.canary import CanaryJudgement, CanaryMetricSpec, judge
+from proving.stats.canary_sequential import SequentialCanaryResult, SequentialCanaryTest
 
 _COLOURS = {"pass": "green", "high": "red", "low": "red", "nodata": "dim"}
 _DECISION = {"pass": "green", "marginal": "yellow", "fail": "red", "nodata": "dim"}
@@ -228,14 +235,49 @@ def render(verdict: CanaryJudgement, console: Console) -> None:
     )
 
 
+def sequential_decision(histories: list[list[SequentialCanaryResult]]) -> str:
+    """``fail`` when any metric raised a harmful alarm, ``nodata`` when none has data yet,
+    else ``pass`` (no alarm so far)."""
+    final = [h[-1] for h in histories]
+    if any(r.passed is False for r in final):
+        return "fail"
+    return "nodata" if all(r.passed is None for r in final) else "pass"
+
+
+def render_sequential(histories: list[list[SequentialCanaryResult]], console: Console) -> None:
+    """Print each metric's final state after the last look, then the overall decision."""
+    table = Table(title="sequential canary judge (sign test on pairs, valid at every look)")
+    for column in ("metric", "looks", "pairs", "P(canary > base)", "p high", "p low",
+                   "result", "stopped at look", "notes"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("metric", "notes") else "right")
+    for history in histories:
+        r = history[-1]
+        result = f"[{_COLOURS[r.classification]}]{r.classification}[/]"
+        if r.passed is True and r.classification != "pass":
+            result = f"[green]{r.classification} (ok)[/]"
+        stopped = "-" if r.stopped_at_look is None else str(r.stopped_at_look)
+        table.add_row(
+            r.metric, str(r.look), str(r.n_pairs), _fmt(r.estimate), _fmt(r.p_value_high),
+            _fmt(r.p_value_low), result, stopped, r.reason or "; ".join(r.warnings),
+        )  # fmt: skip
+    console.print(table)
+    decision = sequential_decision(histories)
+    text = {"pass": "no alarm so far", "fail": "a metric regressed", "nodata": "no data yet"}
+    console.print(f"[{_DECISION[decision]}]{decision}[/]: {text[decision]}", highlight=False)
+
+
 def judge_command(
-    file: Annotated[Path, typer.Argument(help="CSV or JSON rows: metric, arm, value.")],
+    file: Annotated[Path, typer.Argument(help="CSV or JSON rows: metric, arm, value[, look].")],
     spec: Annotated[
         Path | None, typer.Option(help="YAML/JSON canary spec (metrics, thresholds).")
     ] = None,
     alpha: Annotated[
         float | None, typer.Option(help="1 - confidence of the shift intervals (overrides spec).")
     ] = None,
+    sequential: Annotated[
+        bool,
+        typer.Option("--sequential", help="Replay the `look` column through the sequential test."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the judgement as JSON.")] = False,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 unless the canary passes.")
@@ -243,13 +285,23 @@ def judge_command(
 ) -> None:
     """Judge a canary against its baseline, metric by metric, and score it (Kayenta-style)."""
     try:
-        verdict = run_judge(file, spec, alpha)
+        if sequential:
+            histories = run_sequential(file, spec, alpha)
+            decision = sequential_decision(histories)
+        else:
+            verdict = run_judge(file, spec, alpha)
+            decision = verdict.decision
     except StatsInputError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from None
-    if as_json:
+    if as_json and sequential:
+        plain = [{"metric": h[-1].metric, "looks": [r.to_dict() for r in h]} for h in histories]
+        typer.echo(json.dumps({"decision": decision, "metrics": plain}, indent=2, allow_nan=False))
+    elif as_json:
         typer.echo(verdict.to_json(indent=2))
+    elif sequential:
+        render_sequential(histories, Console())
     else:
         render(verdict, Console())
-    if exit_code and verdict.decision != "pass":
+    if exit_code and decision != "pass":
         raise typer.Exit(code=1)

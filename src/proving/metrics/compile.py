@@ -7,12 +7,14 @@ strings; user values enter only as Ibis literals):
    the variant and segment attributes at that first exposure, and whether the unit saw
    more than one variant. Policy ``exclude`` drops those units (they are counted in the
    exposure summary); ``first`` keeps them in their first variant.
-2. **Unit values.** Events of the measure's table pass the filters, are joined to the
-   units and kept inside ``[first_exposure + start, first_exposure + end)``; each unit's
-   events are aggregated (sum, count, max, min, any). A unit with no event counts as 0
-   (``missing: zero``, the default for sum/count/any) or is dropped (``missing: drop``).
-   A ratio metric does this for numerator and denominator. The CUPED covariate is the same
-   measure over ``[first_exposure - window, first_exposure)``.
+2. **Unit values** (:mod:`proving.metrics.unit_values`). Events of the measure's table
+   pass the filters, are joined to the units and kept inside
+   ``[first_exposure + start, first_exposure + end)``; each unit's events are aggregated
+   (sum, count, max, min, any). A unit with no event counts as 0 (``missing: zero``, the
+   default for sum/count/any) or is dropped (``missing: drop``). A ratio metric does this
+   for numerator and denominator. The CUPED covariate is the same measure over
+   ``[first_exposure - window, first_exposure)``. All metrics reading one table share one
+   join and one group-by.
 3. **Capping.** ``y = min(y, cap)`` with an absolute cap or the pooled quantile of the
    unit values (one number for every arm, computed first, then bound as a literal).
 4. **Arm sums.** Grouped by (variant, segment dimensions): n, sums, sums of squares and
@@ -46,7 +48,8 @@ def segment_column(dimension: str) -> str:
     return f"segment_{dimension}"
 
 
-def _interval(d: timedelta) -> ir.IntervalScalar:
+def interval_literal(d: timedelta) -> ir.IntervalScalar:
+    """An Ibis interval literal of whole seconds."""
     seconds = d.total_seconds()
     if seconds != int(seconds):
         raise MetricsError(f"durations must be whole seconds; got {d}.")
@@ -81,7 +84,9 @@ def exposure_units(
     for d in spec.segments:
         aggs[segment_column(d)] = engine.json_text(e.attributes, d).argmin(e.timestamp)
     u = e.group_by("unit_id").aggregate(**aggs)
-    fills = {segment_column(d): u[segment_column(d)].fill_null(MISSING_SEGMENT) for d in spec.segments}
+    fills = {
+        segment_column(d): u[segment_column(d)].fill_null(MISSING_SEGMENT) for d in spec.segments
+    }
     return u.mutate(multiple=u.min_variant != u.max_variant, **fills).drop(
         "min_variant", "max_variant"
     )
@@ -100,7 +105,8 @@ def exposure_summary(units: ir.Table) -> ir.Table:
     )
 
 
-def _predicate(t: ir.Table, f: FilterSpec) -> ir.BooleanValue:
+def filter_predicate(t: ir.Table, f: FilterSpec) -> ir.BooleanValue:
+    """The filter as a boolean expression; the value is bound as an Ibis literal."""
     col = t[f.column]
     v = f.value
     if f.op == "is_null":
@@ -120,7 +126,7 @@ def _predicate(t: ir.Table, f: FilterSpec) -> ir.BooleanValue:
         "gt": col > lit,
         "ge": col >= lit,
     }
-    return ops[f.op]  # type: ignore[return-value]
+    return ops[f.op]
 
 
 def measure_events(
@@ -131,7 +137,7 @@ def measure_events(
     if measure.event is not None:
         ev = ev.filter(ev.name == ibis.literal(measure.event))
     for f in measure.filters:
-        ev = ev.filter(_predicate(ev, f))
+        ev = ev.filter(filter_predicate(ev, f))
     if end is not None:
         ev = ev.filter(ev.timestamp < ibis.literal(end))
     ev = ev.filter(ev.unit_id.notnull())
@@ -155,78 +161,12 @@ def windowed_events(
     fe = j.first_exposure
     if after is not None:
         lo, hi = after
-        j = j.filter(j.timestamp >= fe + _interval(lo))
+        j = j.filter(j.timestamp >= fe + interval_literal(lo))
         if hi is not None:
-            j = j.filter(j.timestamp < fe + _interval(hi))
+            j = j.filter(j.timestamp < fe + interval_literal(hi))
     if before is not None:
-        j = j.filter(j.timestamp >= fe - _interval(before), j.timestamp < fe)
+        j = j.filter(j.timestamp >= fe - interval_literal(before), j.timestamp < fe)
     return j
-
-
-def _aggregate(j: ir.Table, aggregation: str) -> ir.Table:
-    agg: dict[str, ir.Scalar] = {
-        "sum": j.v.sum(),
-        "count": j.count().cast("float64"),
-        "max": j.v.max(),
-        "min": j.v.min(),
-        "any": ibis.ifelse(j.count() > 0, 1.0, 0.0),
-    }
-    return j.group_by("unit_id").aggregate(value=agg[aggregation])
-
-
-def measure_units(
-    engine: MetricsEngine,
-    measure: MeasureSpec,
-    units: ir.Table,
-    *,
-    after: tuple[timedelta, timedelta | None] | None = None,
-    before: timedelta | None = None,
-    end: datetime | None = None,
-    aggregation: str | None = None,
-) -> ir.Table:
-    """Per unit with at least one event in the window: ``unit_id, value``."""
-    ev = measure_events(engine, measure, end=end)
-    j = windowed_events(ev, units, after=after, before=before)
-    return _aggregate(j, aggregation or measure.aggregation)
-
-
-def _attach(base: ir.Table, values: ir.Table, name: str, *, fill: bool) -> ir.Table:
-    v = values.rename({name: "value", f"{name}_unit_id": "unit_id"})
-    t = base.left_join(v, base.unit_id == v[f"{name}_unit_id"])
-    t = t.select(*base.columns, **{name: t[name]})
-    return t.mutate(**{name: t[name].fill_null(0.0)}) if fill else t
-
-
-def metric_units(
-    engine: MetricsEngine,
-    spec: MetricsSpec,
-    metric: MetricSpec,
-    units: ir.Table,
-    *,
-    end: datetime | None = None,
-) -> ir.Table:
-    """One row per analysed unit: ``unit_id, variant, segment_*, y, [d], x_1..x_k``."""
-    keep = ["unit_id", "variant", *(segment_column(d) for d in spec.segments)]
-    base = units.select(*keep)
-    window = (metric.window.start, metric.window.end)
-    num = metric.numerator_measure()
-    fill = metric.fill_missing()
-    t = _attach(base, measure_units(engine, num, units, after=window, end=end), "y", fill=fill)
-    if not fill:
-        t = t.filter(t.y.notnull())
-    if metric.denominator is not None:
-        d = measure_units(engine, metric.denominator, units, after=window, end=end)
-        t = _attach(t, d, "d", fill=True)
-    if metric.covariate is not None:
-        w = metric.covariate.window
-        pre = [measure_units(engine, num, units, before=w, end=end)]
-        if metric.denominator is not None:
-            pre.append(measure_units(engine, metric.denominator, units, before=w, end=end))
-        if metric.covariate.indicator:
-            pre.append(measure_units(engine, num, units, before=w, end=end, aggregation="any"))
-        for i, p in enumerate(pre, start=1):
-            t = _attach(t, p, f"x_{i}", fill=True)
-    return t
 
 
 def capping_value(engine: MetricsEngine, metric: MetricSpec, t: ir.Table) -> float | None:
@@ -317,6 +257,6 @@ def rows_from_cells(
             if names:
                 row["covariate_names"] = names
             row["n"] = int(rec.pop("n"))
-            row |= {k: float(v) for k, v in rec.items()}
+            row |= {str(k): float(v) for k, v in rec.items()}
             rows.append(row)
     return rows

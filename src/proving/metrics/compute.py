@@ -28,12 +28,12 @@ from proving.metrics.compile import (
     exposure_summary,
     exposure_units,
     kept_units,
-    metric_units,
     rows_from_cells,
 )
 from proving.metrics.definitions import MetricSpec, MetricsSpec
 from proving.metrics.engines import MetricsEngine
 from proving.metrics.quantiles import quantile_rows
+from proving.metrics.unit_values import metric_unit_table, unit_values
 
 #: Called after each step with (steps done, steps in total, a description).
 ProgressCallback = Callable[[int, int, str], None]
@@ -109,18 +109,85 @@ def metric_rows(
     engine: MetricsEngine,
     spec: MetricsSpec,
     metric: MetricSpec,
-    units: Any,
+    table: Any,
     *,
     experiment: str,
-    end: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """Rows of one non-quantile metric and the cap applied (if any)."""
-    t = metric_units(engine, spec, metric, units, end=end)
-    cap = capping_value(engine, metric, t)
-    t = apply_cap(t, cap, metric)
+    """Rows of one non-quantile metric from its unit table, and the cap applied (if any)."""
+    cap = capping_value(engine, metric, table)
+    t = apply_cap(table, cap, metric)
     cells: pd.DataFrame = engine.execute(arm_cells(t, metric, spec.segments))
     rows = rows_from_cells(cells, experiment=experiment, metric=metric, dimensions=spec.segments)
     return rows, cap
+
+
+@dataclass
+class _Collected:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quantile_rows: list[dict[str, Any]] = field(default_factory=list)
+    exposures: list[dict[str, Any]] = field(default_factory=list)
+    caps: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _exposures(
+    engine: MetricsEngine, spec: MetricsSpec, experiment: str, all_units: Any, out: _Collected
+) -> None:
+    summary: pd.DataFrame = engine.execute(exposure_summary(all_units))
+    for rec in summary.sort_values("variant").to_dict("records"):
+        out.exposures.append(
+            {
+                "experiment": experiment,
+                "variant": str(rec["variant"]),
+                "units": int(rec["units"]),
+                "units_multiple_variants": int(rec["units_multiple_variants"]),
+                "policy": spec.multiple_exposures,
+            }
+        )
+    if summary.empty:
+        out.warnings.append(f"experiment {experiment!r} has no exposures in the time range.")
+
+
+def _experiment(
+    engine: MetricsEngine,
+    spec: MetricsSpec,
+    experiment: str,
+    out: _Collected,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    step: Callable[[str], None],
+) -> None:
+    all_units = exposure_units(engine, spec, experiment, start=start, end=end)
+    _exposures(engine, spec, experiment, all_units, out)
+    step(f"{experiment}: exposures")
+    # Materialized once (a temp table in DuckDB and PostgreSQL, a persisted DataFrame in
+    # Spark): every metric reads the same units, and the wide table of unit values is one
+    # scan per event table for all metrics (see proving.metrics.unit_values).
+    units = kept_units(all_units, spec.multiple_exposures).cache()
+    cached = [units]
+    try:
+        plain = [m for m in spec.metrics if m.kind != "quantile"]
+        if plain:
+            wide = unit_values(engine, spec, plain, units, end=end).cache()
+            cached.append(wide)
+            step(f"{experiment}: unit values")
+        for i, metric in enumerate(plain):
+            table = metric_unit_table(wide, spec, metric, i)
+            m_rows, cap = metric_rows(engine, spec, metric, table, experiment=experiment)
+            out.rows += m_rows
+            if metric.capping is not None:
+                out.caps.append({"experiment": experiment, "metric": metric.name, "cap": cap})
+            step(f"{experiment}: {metric.name}")
+        for metric in spec.metrics:
+            if metric.kind == "quantile":
+                out.quantile_rows += quantile_rows(
+                    engine, spec, metric, units, experiment=experiment, end=end
+                )
+                step(f"{experiment}: {metric.name}")
+    finally:
+        for t in cached:
+            t.release()
 
 
 def compute_metrics(
@@ -146,55 +213,27 @@ def compute_metrics(
     for name, t in (("start", start), ("end", end)):
         if t is not None and t.tzinfo is None:
             raise MetricsError(f"`{name}` must be timezone-aware (UTC); got {t.isoformat()}.")
-    rows: list[dict[str, Any]] = []
-    qrows: list[dict[str, Any]] = []
-    exposures: list[dict[str, Any]] = []
-    caps: list[dict[str, Any]] = []
-    warnings: list[str] = []
+    out = _Collected()
     experiments = spec.experiment_names()
-    total = len(experiments) * (len(spec.metrics) + 1)
+    has_plain = any(m.kind != "quantile" for m in spec.metrics)
+    total = len(experiments) * (len(spec.metrics) + 1 + has_plain)
     done = 0
-    for experiment in experiments:
-        all_units = exposure_units(engine, spec, experiment, start=start, end=end)
-        summary: pd.DataFrame = engine.execute(exposure_summary(all_units))
-        for rec in summary.sort_values("variant").to_dict("records"):
-            exposures.append(
-                {
-                    "experiment": experiment,
-                    "variant": str(rec["variant"]),
-                    "units": int(rec["units"]),
-                    "units_multiple_variants": int(rec["units_multiple_variants"]),
-                    "policy": spec.multiple_exposures,
-                }
-            )
-        if summary.empty:
-            warnings.append(f"experiment {experiment!r} has no exposures in the time range.")
+
+    def step(what: str) -> None:
+        nonlocal done
         done += 1
         if progress:
-            progress(done, total, f"{experiment}: exposures")
-        # Every metric joins its events to the same units: materialize them once (a temp
-        # table in DuckDB and PostgreSQL, a persisted DataFrame in Spark: measured 2x
-        # faster on Spark than recomputing the unit aggregation in every query).
-        units = kept_units(all_units, spec.multiple_exposures).cache()
-        for metric in spec.metrics:
-            if metric.kind == "quantile":
-                qrows += quantile_rows(engine, spec, metric, units, experiment=experiment, end=end)
-            else:
-                m_rows, cap = metric_rows(engine, spec, metric, units, experiment=experiment, end=end)
-                rows += m_rows
-                if metric.capping is not None:
-                    caps.append({"experiment": experiment, "metric": metric.name, "cap": cap})
-            done += 1
-            if progress:
-                progress(done, total, f"{experiment}: {metric.name}")
-        units.release()
+            progress(done, total, what)
+
+    for experiment in experiments:
+        _experiment(engine, spec, experiment, out, start=start, end=end, step=step)
     return MetricsResult(
-        rows=tuple(rows),
-        quantile_rows=tuple(qrows),
-        exposures=tuple(exposures),
-        caps=tuple(caps),
+        rows=tuple(out.rows),
+        quantile_rows=tuple(out.quantile_rows),
+        exposures=tuple(out.exposures),
+        caps=tuple(out.caps),
         engine=engine.name,
         start=start.isoformat() if start else None,
         end=end.isoformat() if end else None,
-        warnings=tuple(warnings),
+        warnings=tuple(out.warnings),
     )

@@ -114,9 +114,7 @@ def _check_filter_type(f: FilterSpec, column_type: str) -> None:
     for v in values:
         numeric = isinstance(v, int | float) and not isinstance(v, bool)
         if column_type == "numeric" and not numeric:
-            raise ValueError(
-                f"filter on numeric column {f.column!r} needs a number; got {v!r}"
-            )
+            raise ValueError(f"filter on numeric column {f.column!r} needs a number; got {v!r}")
         if column_type == "string" and not isinstance(v, str):
             raise ValueError(
                 f"filter on text column {f.column!r} needs a string; got {v!r}. "
@@ -147,9 +145,13 @@ class MeasureSpec(_Strict):
     @classmethod
     def _default_value(cls, data: Any) -> Any:
         # An outcome's number is its `value`: `{event: purchase}` sums purchase values.
-        if isinstance(data, dict) and data.get("source", "outcomes") == "outcomes":
-            if data.get("value") is None and data.get("aggregation", "sum") in ("sum", "max", "min"):
-                data = {**data, "value": "value"}
+        if (
+            isinstance(data, dict)
+            and data.get("source", "outcomes") == "outcomes"
+            and data.get("value") is None
+            and data.get("aggregation", "sum") in ("sum", "max", "min")
+        ):
+            data = {**data, "value": "value"}
         return data
 
     @model_validator(mode="after")
@@ -211,9 +213,7 @@ class WindowSpec(_Strict):
                 f"window); got {self.start}"
             )
         if self.end is not None and self.end <= self.start:
-            raise ValueError(
-                f"window.end ({self.end}) must be after window.start ({self.start})"
-            )
+            raise ValueError(f"window.end ({self.end}) must be after window.start ({self.start})")
         return self
 
 
@@ -254,8 +254,7 @@ class CappingSpec(_Strict):
     def _one(self) -> CappingSpec:
         if (self.value is None) == (self.quantile is None):
             raise ValueError(
-                "capping needs exactly one of `value` (an absolute cap) or `quantile` "
-                "(e.g. 0.99)"
+                "capping needs exactly one of `value` (an absolute cap) or `quantile` (e.g. 0.99)"
             )
         if self.quantile is not None and not 0.5 <= self.quantile < 1:
             raise ValueError(f"capping.quantile must be in [0.5, 1); got {self.quantile}")
@@ -363,10 +362,15 @@ class MetricSpec(_Strict):
         if self.kind == "mean" and self.aggregation is None and self.value is None:
             agg = "sum" if self.source != "predictions" else "count"
         value = self.value
-        if value is None and (self.source or "outcomes") == "outcomes" and agg in (
-            "sum",
-            "max",
-            "min",
+        if (
+            value is None
+            and (self.source or "outcomes") == "outcomes"
+            and agg
+            in (
+                "sum",
+                "max",
+                "min",
+            )
         ):
             value = "value"
         return MeasureSpec(

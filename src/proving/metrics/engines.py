@@ -40,17 +40,17 @@ EngineName = Literal["duckdb", "postgres", "pyspark"]
 TABLE_NAMES = ("exposures", "predictions", "outcomes")
 
 
-@ibis.udf.scalar.builtin(name="json_extract_string")
+@ibis.udf.scalar.builtin(name="json_extract_string")  # type: ignore[untyped-decorator]
 def _duckdb_json_text(doc: str, path: str) -> str:  # type: ignore[empty-body]
     """DuckDB: the text at a JSON path."""
 
 
-@ibis.udf.scalar.builtin(name="json_extract_path_text")
+@ibis.udf.scalar.builtin(name="json_extract_path_text")  # type: ignore[untyped-decorator]
 def _postgres_json_text(doc: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL: the text at a key of a json value."""
 
 
-@ibis.udf.scalar.builtin(name="get_json_object")
+@ibis.udf.scalar.builtin(name="get_json_object")  # type: ignore[untyped-decorator]
 def _spark_json_text(doc: str, path: str) -> str:  # type: ignore[empty-body]
     """Spark SQL: the text at a JSON path."""
 
@@ -97,10 +97,10 @@ class MetricsEngine:
     def json_text(self, column: ir.StringValue, key: str) -> ir.StringValue:
         """The text value at ``key`` of a JSON object stored as text (NULL if absent)."""
         if self.name == "duckdb":
-            return _duckdb_json_text(column, ibis.literal("$." + key))  # type: ignore[no-any-return]
+            return _duckdb_json_text(column, ibis.literal("$." + key))
         if self.name == "postgres":
-            return _postgres_json_text(column.cast("json"), ibis.literal(key))  # type: ignore[no-any-return]
-        return _spark_json_text(column, ibis.literal("$." + key))  # type: ignore[no-any-return]
+            return _postgres_json_text(column.cast("json"), ibis.literal(key))
+        return _spark_json_text(column, ibis.literal("$." + key))
 
     def execute(self, expr: ir.Expr) -> Any:
         """Run an expression; a table comes back as a pandas DataFrame."""
@@ -177,8 +177,11 @@ def spark_engine(session: Any, root: Path | None = None) -> MetricsEngine:
     return MetricsEngine(con, tables)
 
 
-def connect(url: str) -> MetricsEngine:
-    """Open the store at ``url`` for metric queries (see the module docstring for URLs)."""
+def connect(url: str, *, read_only: bool = True) -> MetricsEngine:
+    """Open the store at ``url`` for metric queries (see the module docstring for URLs).
+
+    ``read_only=False`` opens a DuckDB file for writing (the incremental state tables).
+    """
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
     path = Path(unquote(parsed.netloc + parsed.path)) if parsed.netloc else Path(parsed.path)
@@ -190,7 +193,7 @@ def connect(url: str) -> MetricsEngine:
                 f"store {url!r}: the DuckDB file {str(path)!r} does not exist. Check the path "
                 "(duckdb:///absolute/path.duckdb or duckdb:///./relative.duckdb)."
             )
-        return MetricsEngine(ibis.duckdb.connect(str(path), read_only=True))
+        return MetricsEngine(ibis.duckdb.connect(str(path), read_only=read_only))
     if scheme in ("parquet", "spark+parquet"):
         if not path.is_dir():
             raise MetricsError(

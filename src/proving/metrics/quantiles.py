@@ -37,14 +37,10 @@ import ibis.expr.types as ir
 import pandas as pd
 from scipy import special
 
-from proving.metrics.compile import (
-    measure_events,
-    metric_units,
-    segment_column,
-    windowed_events,
-)
+from proving.metrics.compile import measure_events, segment_column, windowed_events
 from proving.metrics.definitions import MetricSpec, MetricsSpec
 from proving.metrics.engines import MetricsEngine
+from proving.metrics.unit_values import metric_units
 
 QUANTILE_STAT_COLUMNS = (
     "n",

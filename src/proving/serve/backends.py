@@ -50,6 +50,7 @@ from proving.spec.experiment import ModelRefSpec
 
 __all__ = [
     "BackendError",
+    "BadFeaturesError",
     "CallableBackend",
     "ModelBackend",
     "RemoteBackend",
@@ -67,6 +68,10 @@ class BackendError(ServeError):
     def __init__(self, message: str, kind: FailureKind = "error") -> None:
         super().__init__(message)
         self.kind: FailureKind = kind
+
+
+class BadFeaturesError(BackendError):
+    """The model refused the features as malformed: the caller's fault (HTTP 422)."""
 
 
 class ModelBackend(abc.ABC):
@@ -181,17 +186,17 @@ class SklearnBackend(ModelBackend):
     def _row(self, features: Any) -> list[Any]:
         if isinstance(features, Mapping):
             if not self.feature_order:
-                raise BackendError(
+                raise BadFeaturesError(
                     f"model '{self.name}': features are a dict but the estimator has no "
                     "feature_names_in_. Fix: send a list of numbers, or fit on a DataFrame."
                 )
             missing = [f for f in self.feature_order if f not in features]
             if missing:
-                raise BackendError(f"model '{self.name}': features {missing} are missing.")
+                raise BadFeaturesError(f"model '{self.name}': features {missing} are missing.")
             return [features[f] for f in self.feature_order]
         if isinstance(features, list | tuple):
             return list(features)
-        raise BackendError(
+        raise BadFeaturesError(
             f"model '{self.name}': features must be a list or an object; got "
             f"{type(features).__name__}."
         )
@@ -214,7 +219,7 @@ class SklearnBackend(ModelBackend):
                 return await asyncio.to_thread(self._run, rows)
             return self._run(rows)
         except ValueError as exc:  # sklearn's input validation
-            raise BackendError(f"model '{self.name}': {exc}") from exc
+            raise BadFeaturesError(f"model '{self.name}': {exc}") from exc
 
 
 class RemoteBackend(ModelBackend):
@@ -279,6 +284,9 @@ class RemoteBackend(ModelBackend):
                 f"model '{self.name}' at {self.url}: no answer within {self.timeout} s.",
                 "timeout",
             ) from None
+        except BadFeaturesError:
+            self.breaker.record_success()  # the server is up; the input was wrong
+            raise
         except BackendError:
             self.breaker.record_failure()
             raise
@@ -303,13 +311,18 @@ class RemoteBackend(ModelBackend):
                     attempt += 1
                     continue
                 raise BackendError(f"model '{self.name}' at {self.url}: {exc!r}.") from exc
-            if response.status_code in (502, 503, 504) and self.idempotent:
-                if attempt < self.retries:
-                    attempt += 1
-                    continue
+            retryable = response.status_code in (502, 503, 504) and self.idempotent
+            if retryable and attempt < self.retries:
+                attempt += 1
+                continue
             return self._parse(response, len(instances))
 
     def _parse(self, response: httpx.Response, expected: int) -> list[Any]:
+        if response.status_code in (400, 422):
+            raise BadFeaturesError(
+                f"model '{self.name}' at {self.url} refused the features: "
+                f"HTTP {response.status_code}: {response.text[:200]}"
+            )
         if response.status_code != 200:
             raise BackendError(
                 f"model '{self.name}' at {self.url}: HTTP {response.status_code}: "

@@ -14,6 +14,7 @@ dimensions with high cardinality").
 ``proving_serve_fallbacks_total``                 challengers replaced by the champion
 ``proving_serve_shadow_skipped_total``            shadow copies not sent (concurrency cap)
 ``proving_serve_spec_version``                    running spec version per deployment
+``proving_serve_invalid_events_total``            events the event schema refused (not logged)
 ``proving_serve_inflight``                        requests in flight
 ================================================  ===========================================
 
@@ -79,6 +80,12 @@ class GatewayMetrics:
         self.spec_version = Gauge(
             "proving_serve_spec_version",
             "Spec version running per deployment.",
+            ["deployment"],
+            registry=r,
+        )
+        self.invalid_events = Counter(
+            "proving_serve_invalid_events_total",
+            "Prediction events not logged because the event schema refused them.",
             ["deployment"],
             registry=r,
         )

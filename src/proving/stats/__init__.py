@@ -2,7 +2,7 @@
 
 from proving.stats.analyze import analyze
 from proving.stats.balance import BalanceResult, balance_check, balance_table
-from proving.stats.bayesian import NormalPrior, bayesian_compare, bayesian_family, fit_prior
+from proving.stats.bayesian import bayesian_compare, bayesian_family
 from proving.stats.canary import CanaryMetricSpec, compare_distributions, judge
 from proving.stats.canary_sequential import SequentialCanaryTest
 from proving.stats.cuped import cuped_adjust
@@ -14,7 +14,8 @@ from proving.stats.interaction import (
     interaction_test,
 )
 from proving.stats.interleaving import InterleavingCounts, analyze_interleaving
-from proving.stats.monitor import MonitorSpec, SequentialMonitor
+from proving.stats.monitor import SequentialMonitor
+from proving.stats.monitor_spec import MonitorSpec
 from proving.stats.multiple import adjust
 from proving.stats.noninferiority import (
     NonInferiorityResult,
@@ -28,6 +29,7 @@ from proving.stats.power import (
     minimum_detectable_effect,
     sample_size,
 )
+from proving.stats.priors import NormalPrior, fit_prior
 from proving.stats.quantiles import QuantileStats, compare_quantiles
 from proving.stats.ratio import linearize, ratio_moments
 from proving.stats.results import AnalysisResult, ComparisonResult
@@ -35,10 +37,11 @@ from proving.stats.segments import analyze_segments, heterogeneity, post_stratif
 from proving.stats.sequential import adjust_sequential, always_valid_compare, sequentialize
 from proving.stats.srm import SRMResult, srm_check, srm_sequential
 from proving.stats.sufficient import ArmStats
-from proving.stats.table import ArmRow, read_table
+from proving.stats.table import ArmColumns, ArmRow, read_columns, read_table
 
 __all__ = [
     "AnalysisResult",
+    "ArmColumns",
     "ArmRow",
     "ArmStats",
     "BalanceResult",
@@ -84,6 +87,7 @@ __all__ = [
     "noninferiority_from_comparison",
     "post_stratify",
     "ratio_moments",
+    "read_columns",
     "read_table",
     "sample_size",
     "sequentialize",

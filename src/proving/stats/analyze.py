@@ -43,7 +43,7 @@ from proving.errors import StatsInputError
 from proving.stats.cuped import cuped_adjust
 from proving.stats.effects import EffectArrays, compare, validate_options, variance_components
 from proving.stats.multiple import adjust
-from proving.stats.ratio import linearize
+from proving.stats.ratio import LinearizedArms, linearize
 from proving.stats.results import (
     Alternative,
     AnalysisResult,
@@ -212,13 +212,14 @@ def _estimate_arms(cols: ArmColumns, lay: _Layout, use_cuped: bool) -> _Arms:
     heads = lay.order[lay.first]
     shape = [
         (cols.kind[h] == "ratio", 0 if cols.kind[h] == "proportion" else 1,
-         len(cols.covariate_names[h]))
+         cols.covariate_names[h])
         for h in heads.tolist()
     ]  # fmt: skip
-    batches: dict[tuple[bool, int, int], list[int]] = {}
+    batches: dict[tuple[bool, int, tuple[str, ...]], list[int]] = {}
     for g, key in enumerate(shape):
         batches.setdefault(key, []).append(g)
-    for (ratio, ddof, k), groups in batches.items():
+    for (ratio, ddof, names), groups in batches.items():
+        k = len(names)
         in_batch = np.zeros(len(lay.size), dtype=bool)
         in_batch[groups] = True
         pos = np.nonzero(in_batch[lay.group])[0]
@@ -227,13 +228,15 @@ def _estimate_arms(cols: ArmColumns, lay: _Layout, use_cuped: bool) -> _Arms:
         arms.raw_est[pos], arms.raw_var[pos] = lin.estimate, lin.variance
         arms.adj_est[pos], arms.adj_var[pos] = lin.estimate, lin.variance
         if use_cuped and k:
-            _apply_cuped(cols, lay, arms, lin, pos)
+            _apply_cuped(names, lay, arms, lin, pos)
     return arms
 
 
-def _apply_cuped(cols: ArmColumns, lay: _Layout, arms: _Arms, lin: Any, pos: IntArray) -> None:
+def _apply_cuped(
+    names: tuple[str, ...], lay: _Layout, arms: _Arms, lin: LinearizedArms, pos: IntArray
+) -> None:
+    """CUPED for the arms at ``pos`` (groups sharing covariates ``names``), in place."""
     groups, local = np.unique(lay.group[pos], return_inverse=True)
-    names = cols.covariate_names[int(lay.order[pos[0]])]
     with np.errstate(all="ignore"):
         cup = cuped_adjust(lin, local, names=names)
     lay.cuped[groups] = cup.adjusted
@@ -276,7 +279,6 @@ def _effects(
     cc = np.maximum(c, 0)
     reason = np.where(arms.reason[cc] != None, arms.reason[cc], arms.reason[t])  # noqa: E711
     reason = np.where(c < 0, _NO_CONTROL, reason).astype(object)
-    reason[reason == None] = None  # noqa: E711  (np.where may turn None into 'None')
     kwargs: dict[str, Any] = {
         "effect": opts.effect,
         "relative_method": opts.relative_method,

@@ -17,14 +17,11 @@ Reported per comparison:
 * the Bayes factor of the prior against ``theta = 0``:
   ``N(d; mu0, se^2 + s0^2) / N(d; 0, se^2)``.
 
-**Priors.** The default is weakly informative on the *relative* effect: ``N(0, 0.3^2)``, a
-lift of +-30 % is one prior standard deviation (GrowthBook's documented proper prior). On
-an absolute effect it is scaled by the control mean (``0.3 |control mean|``). A flat prior
-(``NormalPrior(std=None)``) reproduces the frequentist z interval exactly. An
-**empirical-Bayes** prior is fitted to past experiments' effects and standard errors
-(:func:`fit_prior`) under ``d_i ~ N(mu, tau^2 + s_i^2)``: by marginal maximum likelihood
-(Efron & Morris 1975; Gelman et al. sec. 5.4) or by the method of moments of DerSimonian &
-Laird (1986, Control. Clin. Trials 7:177).
+**Priors** (:mod:`proving.stats.priors`). The default is weakly informative on the
+*relative* effect: ``N(0, 0.3^2)``, a lift of +-30 % is one prior standard deviation. On
+an absolute effect it is scaled by the control mean. A flat prior
+(``NormalPrior(std=None)``) reproduces the frequentist z interval exactly; an
+empirical-Bayes prior is fitted to past effects by :func:`fit_prior`.
 
 **Multiple comparisons** (:func:`bayesian_family`): two ways that compose with
 :mod:`proving.stats.multiple`. (1) Partial pooling: fit the prior to the family itself
@@ -55,67 +52,42 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
 from proving.errors import StatsInputError
 from proving.stats.effects import ArrayLike, compare, validate_options
 from proving.stats.multiple import benjamini_hochberg
+from proving.stats.priors import (
+    DEFAULT_PRIOR,
+    DEFAULT_RELATIVE_STD,
+    FLAT_PRIOR,
+    NormalPrior,
+    PriorFit,
+    fit_prior,
+)
 from proving.stats.results import ComparisonResult, Effect, RelativeMethod, ResultBase
+
+# The priors live in proving.stats.priors; they stay importable from here.
+__all__ = [
+    "DEFAULT_PRIOR",
+    "DEFAULT_RELATIVE_STD",
+    "FLAT_PRIOR",
+    "BayesianArrays",
+    "BayesianResult",
+    "NormalPrior",
+    "PriorFit",
+    "bayes_factor",
+    "bayesian_compare",
+    "bayesian_family",
+    "fit_prior",
+    "posterior",
+]
 
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
 Correction = Literal["none", "holm", "bh"]
 
-DEFAULT_RELATIVE_STD = 0.3
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-@dataclass(frozen=True)
-class NormalPrior(ResultBase):
-    """A normal prior on the effect.
-
-    Attributes:
-        mean: prior mean of the effect.
-        std: prior standard deviation; ``None`` is the flat (improper) prior.
-        scale: ``relative`` (on the lift) or ``absolute`` (in metric units). A prior on the
-            other scale than the analysed effect is converted with the control mean.
-        source: ``default``, ``user`` or ``empirical`` (fitted by :func:`fit_prior`).
-    """
-
-    mean: float = 0.0
-    std: float | None = DEFAULT_RELATIVE_STD
-    scale: Literal["relative", "absolute"] = "relative"
-    source: str = "default"
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.mean):
-            raise StatsInputError(f"prior `mean` must be a finite number; got {self.mean!r}.")
-        if self.std is not None and not (math.isfinite(self.std) and self.std > 0):
-            raise StatsInputError(
-                f"prior `std` must be a positive number (or None for a flat prior); got "
-                f"{self.std!r}. The default is {DEFAULT_RELATIVE_STD} on the relative effect."
-            )
-        if self.scale not in ("relative", "absolute"):
-            raise StatsInputError(
-                f"prior `scale` must be 'relative' or 'absolute'; got {self.scale!r}."
-            )
-
-    def on_effect_scale(
-        self, effect: Effect, control_mean: ArrayLike
-    ) -> tuple[FloatArray, FloatArray]:
-        """Prior mean and variance on the analysed effect's scale (inf variance = flat)."""
-        m_c = np.abs(np.atleast_1d(np.asarray(control_mean, dtype=float)))
-        var = math.inf if self.std is None else self.std**2
-        factor = np.ones_like(m_c)
-        if self.scale == "relative" and effect == "absolute":
-            factor = m_c
-        elif self.scale == "absolute" and effect == "relative":
-            with np.errstate(divide="ignore"):
-                factor = 1.0 / m_c
-        return self.mean * factor, var * factor**2
-
-
-FLAT_PRIOR = NormalPrior(std=None, source="flat")
 
 
 @dataclass(frozen=True)
@@ -224,7 +196,7 @@ def bayesian_compare(
     *,
     effect: Effect = "relative",
     relative_method: RelativeMethod = "delta",
-    prior: NormalPrior = NormalPrior(),
+    prior: NormalPrior = DEFAULT_PRIOR,
     alpha: float = 0.05,
     higher_is_better: bool = True,
 ) -> BayesianArrays:
@@ -263,126 +235,6 @@ def bayesian_compare(
     bad = reason != None  # noqa: E711
     fields = {name: np.where(bad, np.nan, getattr(out, name)) for name in _POSTERIOR_FIELDS}
     return replace(out, reason=reason, **fields)
-
-
-@dataclass(frozen=True)
-class PriorFit(ResultBase):
-    """An empirical-Bayes prior fitted to past effects.
-
-    Attributes:
-        prior: the fitted :class:`NormalPrior` (``source="empirical"``).
-        mean: fitted mean mu of the effects.
-        tau2: fitted between-experiment variance tau^2 (0: the effects look identical;
-            the prior is then a point at ``mean``, represented by a tiny std).
-        method: ``mle`` or ``moments``.
-        n: number of past effects used.
-        log_likelihood: marginal log-likelihood at the fit.
-        warnings: notes on the fit.
-    """
-
-    prior: NormalPrior
-    mean: float
-    tau2: float
-    method: str
-    n: int
-    log_likelihood: float
-    warnings: tuple[str, ...] = field(default=())
-
-
-def _marginal_loglik(mu: float, tau2: float, d: FloatArray, v: FloatArray) -> float:
-    total = tau2 + v
-    return float(-0.5 * np.sum(np.log(2 * math.pi * total) + (d - mu) ** 2 / total))
-
-
-def _profile_mean(tau2: float, d: FloatArray, v: FloatArray) -> float:
-    w = 1.0 / (tau2 + v)
-    return float(np.sum(w * d) / np.sum(w))
-
-
-def _tau2_moments(d: FloatArray, v: FloatArray) -> float:
-    """DerSimonian & Laird (1986): tau^2 = max(0, (Q - (k - 1)) / (S1 - S2 / S1))."""
-    w = 1.0 / v
-    mean_fe = float(np.sum(w * d) / np.sum(w))
-    q = float(np.sum(w * (d - mean_fe) ** 2))
-    denom = float(np.sum(w) - np.sum(w * w) / np.sum(w))
-    return max(0.0, (q - (d.size - 1)) / denom)
-
-
-def _tau2_mle(d: FloatArray, v: FloatArray) -> float:
-    """Marginal maximum likelihood of tau^2 with mu profiled out (bounded Brent on tau)."""
-    spread = float(np.var(d)) + float(np.max(v))
-    res = optimize.minimize_scalar(
-        lambda tau: -_marginal_loglik(_profile_mean(tau * tau, d, v), tau * tau, d, v),
-        bounds=(0.0, 10.0 * math.sqrt(spread)),
-        method="bounded",
-        options={"xatol": 1e-10 * math.sqrt(spread)},
-    )
-    # Brent never evaluates the bound itself; tau = 0 is a legitimate maximum.
-    at_zero = -_marginal_loglik(_profile_mean(0.0, d, v), 0.0, d, v)
-    return 0.0 if at_zero <= float(res.fun) else float(res.x) ** 2
-
-
-def fit_prior(
-    estimates: Sequence[float] | FloatArray,
-    std_errs: Sequence[float] | FloatArray,
-    *,
-    method: Literal["mle", "moments"] = "mle",
-    scale: Literal["relative", "absolute"] = "relative",
-) -> PriorFit:
-    """Fit ``N(mu, tau^2)`` to past effects ``d_i ~ N(mu, tau^2 + se_i^2)``.
-
-    Args:
-        estimates: past experiments' effect estimates (same scale as the new analysis).
-        std_errs: their standard errors.
-        method: ``mle`` (marginal maximum likelihood, mu profiled out) or ``moments``
-            (DerSimonian & Laird 1986).
-        scale: the scale of the estimates (``relative`` lifts or ``absolute``).
-
-    Returns:
-        :class:`PriorFit`.
-
-    Example:
-        >>> fit = fit_prior([0.02, -0.01, 0.05, 0.0, 0.03], [0.01] * 5, method="moments")
-        >>> round(fit.mean, 3), fit.tau2 > 0
-        (0.018, True)
-    """
-    d = np.asarray(estimates, dtype=float)
-    se = np.asarray(std_errs, dtype=float)
-    if d.ndim != 1 or d.shape != se.shape:
-        raise StatsInputError(
-            f"`estimates` and `std_errs` must be 1-d and of equal length; got shapes "
-            f"{d.shape} and {se.shape}."
-        )
-    keep = np.isfinite(d) & np.isfinite(se) & (se > 0)
-    if int(keep.sum()) < 3:
-        raise StatsInputError(
-            f"an empirical-Bayes prior needs at least 3 past effects with a finite estimate "
-            f"and a positive std_err; got {int(keep.sum())}. Give more past experiments or "
-            "set the prior by hand (NormalPrior(mean=..., std=...))."
-        )
-    if method not in ("mle", "moments"):
-        raise StatsInputError(f"`method` must be 'mle' or 'moments'; got {method!r}.")
-    d, v = d[keep], se[keep] ** 2
-    notes: tuple[str, ...] = ()
-    if int((~keep).sum()):
-        notes += (f"{int((~keep).sum())} past effect(s) without a finite estimate dropped",)
-    tau2 = _tau2_moments(d, v) if method == "moments" else _tau2_mle(d, v)
-    mu = _profile_mean(tau2, d, v)
-    if tau2 == 0.0:
-        notes += (
-            "the past effects vary no more than their standard errors explain (tau^2 = 0); "
-            "the prior is nearly a point mass and will dominate; consider a wider prior",
-        )
-    std = math.sqrt(tau2) if tau2 > 0 else 1e-9 * math.sqrt(float(np.max(v)))
-    return PriorFit(
-        prior=NormalPrior(mean=mu, std=std, scale=scale, source="empirical"),
-        mean=mu,
-        tau2=tau2,
-        method=method,
-        n=int(d.size),
-        log_likelihood=_marginal_loglik(mu, tau2, d, v),
-        warnings=notes,
-    )
 
 
 @dataclass(frozen=True)
@@ -428,7 +280,7 @@ def _levels(p: FloatArray, correction: Correction, alpha: float) -> FloatArray:
 def bayesian_family(
     results: Sequence[ComparisonResult],
     *,
-    prior: NormalPrior | Literal["empirical"] = NormalPrior(),
+    prior: NormalPrior | Literal["empirical"] = DEFAULT_PRIOR,
     correction: Correction = "none",
     alpha: float = 0.05,
     higher_is_better: bool = True,

@@ -140,6 +140,36 @@ def _pool(
     return pooled, x_grand, n_total
 
 
+def _usable_covariates(
+    s_xx: FloatArray, x_grand: FloatArray, n_total: FloatArray, labels: Sequence[str]
+) -> tuple[BoolArray, list[tuple[str, ...]]]:
+    """Per group, the covariates with variance that are not collinear, and why others
+    were dropped."""
+    g, k = x_grand.shape
+    diag = np.diagonal(s_xx, axis1=1, axis2=2)
+    scale = diag + n_total[:, None] * x_grand**2
+    keep = np.isfinite(scale) & (diag > _CONSTANT * scale)
+    warnings: list[tuple[str, ...]] = [() for _ in range(g)]
+    for gi, j in zip(*np.nonzero(~keep & (n_total > 0)[:, None]), strict=True):
+        warnings[gi] += (f"covariate '{labels[j]}' has no variance; CUPED ignores it",)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(np.where(keep, diag, 1.0))
+        corr = s_xx / (sd[:, :, None] * sd[:, None, :])
+    both = keep[:, :, None] & keep[:, None, :]
+    corr = np.where(both, corr, np.where(np.eye(k, dtype=bool)[None], 1.0, 0.0))
+    if k > 1 and g:
+        # Only groups whose kept covariates are (nearly) collinear need the per-group loop.
+        suspect = np.linalg.eigvalsh(corr)[:, 0] < _COLLINEAR
+        for gi in np.nonzero(suspect)[0]:
+            keep[gi], dropped = _drop_collinear(corr[gi], keep[gi])
+            for j in dropped:
+                warnings[gi] += (
+                    f"covariate '{labels[j]}' is collinear with the other covariates; "
+                    "CUPED dropped it",
+                )
+    return keep, warnings
+
+
 def cuped_adjust(
     arms: LinearizedArms, group: IntArray | Sequence[int], *, names: Sequence[str] = ()
 ) -> CupedArrays:
@@ -162,28 +192,8 @@ def cuped_adjust(
     labels = list(names) if len(names) == k else [f"covariate_{i + 1}" for i in range(k)]
     pooled, x_grand, n_total = _pool(arms, grp, g)
     s_xx, s_xz = pooled[:, 1:, 1:], pooled[:, 1:, 0]
-    diag = np.diagonal(s_xx, axis1=1, axis2=2)
-    scale = diag + n_total[:, None] * x_grand**2
-    keep = np.isfinite(scale) & (diag > _CONSTANT * scale)
-    warnings: list[tuple[str, ...]] = [() for _ in range(g)]
-    for gi, j in zip(*np.nonzero(~keep & (n_total > 0)[:, None]), strict=True):
-        warnings[gi] += (f"covariate '{labels[j]}' has no variance; CUPED ignores it",)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sd = np.sqrt(np.where(keep, diag, 1.0))
-        corr = s_xx / (sd[:, :, None] * sd[:, None, :])
-    both = keep[:, :, None] & keep[:, None, :]
+    keep, warnings = _usable_covariates(s_xx, x_grand, n_total, labels)
     eye = np.eye(k, dtype=bool)[None]
-    corr = np.where(both, corr, np.where(eye, 1.0, 0.0))
-    if k > 1 and g:
-        # Only groups whose kept covariates are (nearly) collinear need the per-group loop.
-        suspect = np.linalg.eigvalsh(corr)[:, 0] < _COLLINEAR
-        for gi in np.nonzero(suspect)[0]:
-            keep[gi], dropped = _drop_collinear(corr[gi], keep[gi])
-            for j in dropped:
-                warnings[gi] += (
-                    f"covariate '{labels[j]}' is collinear with the other covariates; "
-                    "CUPED dropped it",
-                )
     both = keep[:, :, None] & keep[:, None, :]
     a = np.where(both, s_xx, np.where(eye, 1.0, 0.0))
     b = np.where(keep, s_xz, 0.0)
@@ -201,8 +211,7 @@ def cuped_adjust(
     # metric, s_zz = 0, or a perfect fit); that is no uncertainty, not a small one. (No cap
     # at s_zz: with the pooled beta an arm's residual variance can exceed its own s_zz.)
     var_unit = np.where(var_unit <= _CONSTANT * cov_zz, 0.0, var_unit)
-    warn = np.empty(g, dtype=object)
-    warn[:] = warnings
+    warn = np.fromiter(warnings, dtype=object, count=g)
     return CupedArrays(
         estimate=arms.estimate - shift,
         variance=var_unit / arms.n,

@@ -251,6 +251,27 @@ def interval_and_p_value(
         return lower_tail, -inf, centre + q * se
 
 
+def _inputs(*values: ArrayLike) -> tuple[FloatArray, ...]:
+    """Coerce the six inputs to float arrays of one length (scalars broadcast)."""
+    names = ("mean_c", "var_c", "n_c", "mean_t", "var_t", "n_t")
+    size = max(np.atleast_1d(np.asarray(v, dtype=float)).shape[0] for v in values)
+    return tuple(
+        np.broadcast_to(_as_array(k, v, size), (size,)) for k, v in zip(names, values, strict=True)
+    )
+
+
+def _merge_reasons(found: ObjectArray, given: ObjectArray | None) -> ObjectArray:
+    """Reasons known beforehand take precedence over the ones found here."""
+    if given is None:
+        return found
+    given = np.asarray(given, dtype=object)
+    if given.shape != found.shape:
+        raise StatsInputError(
+            f"`reason` has shape {given.shape}; give one entry per comparison {found.shape}."
+        )
+    return np.where(given != None, given, found)  # noqa: E711
+
+
 def compare(
     mean_c: ArrayLike,
     var_c: ArrayLike,
@@ -299,33 +320,12 @@ def compare(
         method=method,
         alternative=alternative,
     )
-    raw = {
-        "mean_c": mean_c,
-        "var_c": var_c,
-        "n_c": n_c,
-        "mean_t": mean_t,
-        "var_t": var_t,
-        "n_t": n_t,
-    }
-    size = max(np.atleast_1d(np.asarray(v, dtype=float)).shape[0] for v in raw.values())
-    arrs = {k: np.broadcast_to(_as_array(k, v, size), (size,)) for k, v in raw.items()}
-    m_c, v_c, n_c_, m_t, v_t, n_t_ = (
-        arrs["mean_c"],
-        arrs["var_c"],
-        arrs["n_c"],
-        arrs["mean_t"],
-        arrs["var_t"],
-        arrs["n_t"],
+    m_c, v_c, n_c_, m_t, v_t, n_t_ = _inputs(mean_c, var_c, n_c, mean_t, var_t, n_t)
+    size = m_c.shape[0]
+    reason = _merge_reasons(
+        _reasons(m_c, v_c, n_c_, m_t, v_t, n_t_, effect=effect, relative_method=relative_method),
+        reason,
     )
-    found = _reasons(m_c, v_c, n_c_, m_t, v_t, n_t_, effect=effect, relative_method=relative_method)
-    if reason is not None:
-        given = np.asarray(reason, dtype=object)
-        if given.shape != (size,):
-            raise StatsInputError(
-                f"`reason` has shape {given.shape}; give one entry per comparison ({size})."
-            )
-        found = np.where(given != None, given, found)  # noqa: E711
-    reason = found
     bad = reason != None  # noqa: E711
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         estimate, centre, a_t, a_c = variance_components(

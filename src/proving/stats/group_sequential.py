@@ -14,16 +14,8 @@ Two families:
       P(cross at look k, no crossing before | H0) = alpha(t_k) - alpha(t_{k-1}),
 
   which needs only the looks so far, so looks may be unequally spaced and unplanned.
-  Spending functions (``alpha`` is the error spent on one side):
-
-  ==================  ============================================  ==================
-  name                alpha(t)                                      source
-  ==================  ============================================  ==================
-  obrien_fleming      2 - 2 Phi(z_{1-alpha/2} / sqrt(t))            Lan & DeMets 1983
-  pocock              alpha log(1 + (e - 1) t)                      Lan & DeMets 1983
-  hwang_shih_decani   alpha (1 - e^{-g t}) / (1 - e^{-g})           Hwang et al. 1990
-  power               alpha t^rho                                   Kim & DeMets 1987
-  ==================  ============================================  ==================
+  The spending functions (O'Brien-Fleming-type, Pocock-type, Hwang-Shih-DeCani, power)
+  are in :mod:`proving.stats.spending`.
 
 * **Wang-Tsiatis constant-shape boundaries** (Wang & Tsiatis 1987, Biometrics 43:193),
   ``c_k = C t_k^(delta - 1/2)``: delta = 1/2 is Pocock's constant boundary (Pocock 1977),
@@ -35,10 +27,9 @@ function (the convention of gsDesign and ldbounds), and the crossing probabiliti
 both sides exactly.
 
 Crossing probabilities come from the recursive numerical integration of Armitage,
-McPherson & Rowe (1969) as laid out in Jennison & Turnbull (2000), *Group Sequential
-Methods*, ch. 19: the score statistic S_k = Z_k sqrt(t_k) has independent increments
-N(theta (t_k - t_{k-1}), t_k - t_{k-1}); its sub-density on the continuation region is
-carried from look to look on a Simpson grid.
+McPherson & Rowe (1969) in :mod:`proving.stats.crossing` (Jennison & Turnbull 2000,
+*Group Sequential Methods*, ch. 19); this module solves boundaries with it and computes
+a design's power and sample-size inflation.
 
 Example:
     >>> design = design_boundaries([0.25, 0.5, 0.75, 1.0], alpha=0.05)
@@ -58,211 +49,54 @@ import numpy.typing as npt
 from scipy import optimize, special
 
 from proving.errors import StatsInputError
+from proving.stats.crossing import (
+    TAIL,
+    Carry,
+    advance,
+    check_fractions,
+    cross,
+    exit_probabilities,
+    start_carry,
+)
+from proving.stats.sequential import _check_alpha, _check_alternative
+from proving.stats.spending import (
+    DEFAULT_PARAMETER,
+    SPENDING_FUNCTIONS,
+    SpendingName,
+    alpha_spent,
+)
+
+# The spending functions and the crossing probabilities live in their own modules; they
+# stay importable from here.
+__all__ = [
+    "SPENDING_FUNCTIONS",
+    "GroupSequentialDesign",
+    "SpendingBoundaries",
+    "SpendingName",
+    "alpha_spent",
+    "design_boundaries",
+    "exit_probabilities",
+    "pocock_constant",
+    "stagewise_p_value",
+    "wang_tsiatis_boundaries",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Alternative = Literal["two-sided", "greater", "less"]
-SpendingName = Literal["obrien_fleming", "pocock", "hwang_shih_decani", "power"]
-
-SPENDING_FUNCTIONS: tuple[str, ...] = ("obrien_fleming", "pocock", "hwang_shih_decani", "power")
-_DEFAULT_PARAMETER = {"hwang_shih_decani": -4.0, "power": 3.0}
-# Beyond 12 standard deviations the normal mass (< 1e-32) cannot change any boundary.
-_TAIL = 12.0
-_MAX_GRID = 1501
 
 
-def _ndtr(x: FloatArray | float) -> FloatArray:
-    return np.asarray(special.ndtr(x), dtype=float)
-
-
-def _check_alpha(alpha: float) -> None:
-    if not (isinstance(alpha, int | float) and 0.0 < alpha < 1.0):
-        raise StatsInputError(
-            f"`alpha` must be a number in (0, 1); got {alpha!r}. Use a value such as 0.05."
-        )
-
-
-def _check_alternative(alternative: str) -> None:
-    if alternative not in ("two-sided", "greater", "less"):
-        raise StatsInputError(
-            f"`alternative` must be 'two-sided', 'greater' or 'less'; got {alternative!r}."
-        )
-
-
-def _check_fractions(information_fractions: Sequence[float] | FloatArray) -> FloatArray:
-    t = np.asarray(information_fractions, dtype=float)
-    if t.ndim != 1 or t.size == 0:
-        raise StatsInputError(
-            "`information_fractions` must be a non-empty list of numbers in (0, 1]; "
-            f"got {information_fractions!r}."
-        )
-    if not np.all(np.isfinite(t)) or np.any(t <= 0) or np.any(t > 1):
-        raise StatsInputError(
-            f"`information_fractions` must lie in (0, 1]; got {t.tolist()}. Divide the "
-            "information (or sample size) at each look by the planned maximum."
-        )
-    if np.any(np.diff(t) <= 0):
-        raise StatsInputError(
-            f"`information_fractions` must be strictly increasing; got {t.tolist()}. "
-            "Merge looks taken at the same information."
-        )
-    return t
-
-
-def alpha_spent(
-    information_fractions: Sequence[float] | FloatArray | float,
-    *,
-    alpha: float = 0.05,
-    spending: SpendingName = "obrien_fleming",
-    parameter: float | None = None,
-) -> FloatArray:
-    """Cumulative type I error that ``spending`` allows by each information fraction.
-
-    Args:
-        information_fractions: fractions t in [0, 1] (values above 1 count as 1).
-        alpha: the error to spend in total (on one side; see the module docstring).
-        spending: the spending function's name.
-        parameter: gamma of ``hwang_shih_decani`` (default -4) or rho of ``power``
-            (default 3); ignored by the others.
-
-    Returns:
-        alpha(t) for each t, an array.
-
-    Example:
-        >>> float(alpha_spent(1.0, alpha=0.025))
-        0.025
-    """
-    _check_alpha(alpha)
-    if spending not in SPENDING_FUNCTIONS:
-        raise StatsInputError(
-            f"`spending` must be one of {', '.join(SPENDING_FUNCTIONS)}; got {spending!r}."
-        )
-    t = np.clip(np.asarray(information_fractions, dtype=float), 0.0, 1.0)
-    p = _DEFAULT_PARAMETER.get(spending, 0.0) if parameter is None else float(parameter)
-    if spending == "obrien_fleming":
-        z = special.ndtri(1.0 - alpha / 2.0)
-        with np.errstate(divide="ignore"):
-            out = 2.0 * special.ndtr(-z / np.sqrt(t))
-    elif spending == "pocock":
-        out = alpha * np.log1p((math.e - 1.0) * t)
-    elif spending == "hwang_shih_decani":
-        out = alpha * t if p == 0 else alpha * np.expm1(-p * t) / math.expm1(-p)
-    else:
-        if p <= 0:
-            raise StatsInputError(
-                f"`parameter` (rho) of the power spending function must be > 0; got {p}. "
-                "Use 1 for Pocock-like, 3 for O'Brien-Fleming-like spending."
-            )
-        out = alpha * t**p
-    return np.asarray(np.where(t >= 1.0, alpha, out), dtype=float)
-
-
-@dataclass
-class _Carry:
-    """Sub-density of the score S_k on the continuation region, on a Simpson grid."""
-
-    t: float
-    points: FloatArray
-    mass: FloatArray  # Simpson weight times density at each point
-
-
-def _start() -> _Carry:
-    # Before the first look S_0 = 0 with certainty: one point of mass 1.
-    return _Carry(t=0.0, points=np.zeros(1), mass=np.ones(1))
-
-
-def _cross(carry: _Carry, t: float, bound: float, drift: float, upper: bool) -> float:
-    """P(no crossing before, S_t beyond ``bound`` (z-scale) at this look)."""
-    d = t - carry.t
-    c = bound * math.sqrt(t)
-    scale = math.sqrt(d)
-    if upper:
-        tail = _ndtr((carry.points + drift * d - c) / scale)
-    else:
-        tail = _ndtr((c - carry.points - drift * d) / scale)
-    return float(tail @ carry.mass)
-
-
-def _simpson(lo: float, hi: float, step: float) -> tuple[FloatArray, FloatArray]:
-    m = int(min(max(math.ceil((hi - lo) / step), 100), _MAX_GRID - 1))
-    m += m % 2  # Simpson's rule needs an even number of intervals
-    points = np.linspace(lo, hi, m + 1)
-    weights = np.full(m + 1, 2.0)
-    weights[1::2] = 4.0
-    weights[0] = weights[-1] = 1.0
-    return points, weights * (hi - lo) / (3.0 * m)
-
-
-def _advance(
-    carry: _Carry, t: float, lower: float, upper: float, drift: float, next_t: float
-) -> _Carry:
-    """Carry the sub-density to look ``t`` restricted to ``lower < Z_t < upper``."""
-    d = t - carry.t
-    root = math.sqrt(t)
-    lo = max(lower * root, drift * t - _TAIL * root)
-    hi = min(upper * root, drift * t + _TAIL * root)
-    if hi <= lo:
-        return _Carry(t=t, points=np.zeros(1), mass=np.zeros(1))
-    # The next step's kernel has standard deviation sqrt(next_t - t): six grid points per
-    # standard deviation keep boundaries within ~1e-6 of a 4x finer grid (checked).
-    step = min(math.sqrt(max(next_t - t, 1e-12)), math.sqrt(d)) / 6.0
-    points, weights = _simpson(lo, hi, step)
-    scale = math.sqrt(d)
-    z = (points[:, None] - carry.points[None, :] - drift * d) / scale
-    density = np.exp(-0.5 * z * z) @ carry.mass / (scale * math.sqrt(2.0 * math.pi))
-    return _Carry(t=t, points=points, mass=weights * density)
-
-
-def exit_probabilities(
-    upper: Sequence[float] | FloatArray,
-    lower: Sequence[float] | FloatArray,
-    information_fractions: Sequence[float] | FloatArray,
-    *,
-    drift: float = 0.0,
-) -> tuple[FloatArray, FloatArray]:
-    """Probability of stopping at each look across the upper and the lower boundary.
-
-    Args:
-        upper: upper z boundaries per look (``inf`` for none).
-        lower: lower z boundaries per look (``-inf`` for none).
-        information_fractions: t_k per look, strictly increasing in (0, 1].
-        drift: the mean of the z-statistic at t = 1 (``effect / std_err`` of the final
-            analysis); Z_k then has mean ``drift * sqrt(t_k)``. 0 is the null.
-
-    Returns:
-        ``(p_upper, p_lower)``: arrays of per-look crossing probabilities.
-    """
-    t = _check_fractions(information_fractions)
-    u = np.asarray(upper, dtype=float)
-    lo = np.asarray(lower, dtype=float)
-    if u.shape != t.shape or lo.shape != t.shape:
-        raise StatsInputError(
-            f"`upper` and `lower` need one boundary per look ({t.size}); got "
-            f"{u.size} and {lo.size}."
-        )
-    p_up = np.zeros(t.size)
-    p_lo = np.zeros(t.size)
-    carry = _start()
-    for k in range(t.size):
-        tk = float(t[k])
-        p_up[k] = _cross(carry, tk, float(u[k]), drift, True) if np.isfinite(u[k]) else 0.0
-        p_lo[k] = _cross(carry, tk, float(lo[k]), drift, False) if np.isfinite(lo[k]) else 0.0
-        if k + 1 < t.size:
-            carry = _advance(carry, tk, float(lo[k]), float(u[k]), drift, float(t[k + 1]))
-    return p_up, p_lo
-
-
-def _solve_bound(carry: _Carry, t: float, target: float, two_sided: bool) -> float:
+def _solve_bound(carry: Carry, t: float, target: float, two_sided: bool) -> float:
     """The z boundary whose crossing probability under H0 is ``target``."""
     if target <= 0.0:
         return math.inf
 
     def excess(b: float) -> float:
-        p = _cross(carry, t, b, 0.0, True)
+        p = cross(carry, t, b, 0.0, True)
         if two_sided:
-            p += _cross(carry, t, -b, 0.0, False)
+            p += cross(carry, t, -b, 0.0, False)
         return p - target
 
-    lo_b = 0.0 if two_sided else -_TAIL
+    lo_b = 0.0 if two_sided else -TAIL
     if excess(lo_b) < 0.0:
         # Less continuation mass is left than the error to spend: the look rejects always.
         return lo_b
@@ -377,7 +211,7 @@ def _finish(
         upper=tuple(float(v) for v in upper),
         lower=tuple(float(v) for v in lower),
         cumulative_alpha=tuple(float(v) for v in np.cumsum(p_up + p_lo)),
-        nominal_p_values=tuple(float(v) for v in _ndtr(-np.abs(bounds))),
+        nominal_p_values=tuple(float(v) for v in special.ndtr(-np.abs(bounds))),
     )
 
 
@@ -411,7 +245,7 @@ def design_boundaries(
         >>> round(d.cumulative_alpha[-1], 6)
         0.025
     """
-    t = _check_fractions(information_fractions)
+    t = check_fractions(information_fractions)
     plan = SpendingBoundaries(
         alpha=alpha, alternative=alternative, spending=spending, parameter=parameter
     )
@@ -451,7 +285,7 @@ class SpendingBoundaries:
         self.fractions: list[float] = []
         self.bounds: list[float] = []  # |z| boundary on the tested side(s), per look
         self.cumulative_alpha = 0.0  # error spent so far, both sides, at the solved bounds
-        self._carry = _start()  # sub-density just before the last look
+        self._carry = start_carry()  # sub-density just before the last look
 
     @property
     def _two_sided(self) -> bool:
@@ -475,14 +309,14 @@ class SpendingBoundaries:
             # The grid of the previous look resolves the kernel of the step to t.
             b = self.bounds[-1]
             lo, hi = (-b, b) if self._two_sided else (-math.inf, b)
-            self._carry = _advance(self._carry, prev, lo, hi, 0.0, t)
+            self._carry = advance(self._carry, prev, lo, hi, 0.0, t)
         side = self.alpha / 2.0 if self._two_sided else self.alpha
         kw = {"alpha": side, "spending": self.spending, "parameter": self.parameter}
         now = side if final else float(alpha_spent(t, **kw))  # type: ignore[arg-type]
         before = float(alpha_spent(prev, **kw)) if self.fractions else 0.0  # type: ignore[arg-type]
         factor = 2.0 if self._two_sided else 1.0
         bound = _solve_bound(self._carry, t, factor * (now - before), self._two_sided)
-        crossed = _cross(self._carry, t, bound, 0.0, True) if math.isfinite(bound) else 0.0
+        crossed = cross(self._carry, t, bound, 0.0, True) if math.isfinite(bound) else 0.0
         self.cumulative_alpha += factor * crossed
         self.fractions.append(t)
         self.bounds.append(bound)
@@ -493,7 +327,7 @@ class SpendingBoundaries:
         if not self.fractions:
             raise StatsInputError("no looks yet; call add_look(information_fraction) first.")
         used = (
-            _DEFAULT_PARAMETER.get(self.spending)
+            DEFAULT_PARAMETER.get(self.spending)
             if self.parameter is None
             else float(self.parameter)
         )
@@ -522,7 +356,7 @@ def wang_tsiatis_boundaries(
     """
     _check_alpha(alpha)
     _check_alternative(alternative)
-    t = _check_fractions(information_fractions)
+    t = check_fractions(information_fractions)
     shape = t ** (float(delta) - 0.5)
     inf = np.full(t.size, math.inf)
 

@@ -39,7 +39,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -287,7 +287,7 @@ def read_table(source: TableSource) -> list[ArmRow]:
 # ---------------------------------------------------------------------------------------
 # Columnar form: what analyze() works on. Reading straight into columns avoids building one
 # Python object per row, which is what makes 10,000 comparisons take milliseconds. Any input
-# the fast reader does not accept as-is (a malformed row, rows to merge) goes through
+# the fast reader does not accept as-is (a malformed row, rows that cannot merge) goes through
 # read_table(), which either raises the precise error or returns rows to convert.
 
 
@@ -470,6 +470,9 @@ def _texts(cols: dict[str, list[Any]], key: str, default: str | None, nan: bool)
             raise _FallbackError
         return [default] * len(next(iter(cols.values())))
     if set(map(type, values)) == {str}:  # the common case, without a call per cell
+        distinct = set(values)
+        if all(v and v == v.strip() for v in distinct):
+            return cast(list[str], values)  # clean already: no copy, no strip per cell
         out: list[str | None] = [v.strip() or default for v in values]
     else:
         out = [default if _blank(v, nan) else str(v).strip() for v in values]
@@ -489,7 +492,11 @@ def _covariate_names(cols: dict[str, list[Any]], k: IntArray, nan: bool) -> list
     out: list[tuple[str, ...]] = []
     cache: dict[tuple[Any, int], tuple[str, ...]] = {}
     for value, ki in zip(raw, counts, strict=True):
-        key = (value if type(value) is str or value is None else tuple(value), ki)
+        if isinstance(value, (list, tuple)):
+            value = tuple(value)
+        elif not isinstance(value, (str, float, int, type(None))):
+            raise _FallbackError
+        key = (value, ki)
         names = cache.get(key)
         if names is None:
             if _blank(value, nan):
@@ -505,39 +512,10 @@ def _covariate_names(cols: dict[str, list[Any]], k: IntArray, nan: bool) -> list
     return out
 
 
-def _fast_columns(cols: dict[str, list[Any]], nan: bool) -> ArmColumns:
-    """Validate and convert raw columns; _FallbackError on anything read_table must explain."""
-    if not cols or any(k not in KEY_FIELDS and k not in _STAT_FIELDS and not _COVARIATE.match(k)
-                       for k in cols):  # fmt: skip
-        raise _FallbackError
-    m = len(next(iter(cols.values())))
-    defaults = {"experiment": "", "metric": None, "segment": "all", "variant": None}
-    keys = {k: _texts(cols, k, d, nan) for k, d in defaults.items()}
-    if m == 0 or len(set(zip(*keys.values(), strict=True))) < m:
-        raise _FallbackError  # empty, or rows to merge
-    num: dict[str, tuple[FloatArray, BoolArray]] = {
-        k: _numeric(v, nan)
-        for k, v in cols.items()
-        if k not in KEY_FIELDS and k != "covariate_names"
-    }
-    missing = (np.full(m, np.nan), np.zeros(m, dtype=bool))
-    ratio = num.get("denominator_sum", missing)[1]
-    for f in ("n", "sum", *RATIO_FIELDS):
-        if not np.array_equal(num.get(f, missing)[1], ratio if f in RATIO_FIELDS else ~missing[1]):
-            raise _FallbackError
-    kind = _texts(cols, "kind", "", nan)
-    kinds = [kd or ("ratio" if r else "mean") for kd, r in zip(kind, ratio.tolist(), strict=True)]
-    families = _texts(cols, "family", "", nan)
-    if not set(kinds) <= set(get_args(Kind)) or not set(families) <= {"", *get_args(Family)}:
-        raise _FallbackError
-    is_ratio_kind = np.array([kd == "ratio" for kd in kinds])
-    if not np.array_equal(is_ratio_kind, ratio):
-        raise _FallbackError
-    sum_squares, ss_present = num.get("sum_squares", missing)
-    proportion = np.array([kd == "proportion" for kd in kinds])
-    sum_squares = np.where(~ss_present & proportion, num["sum"][0], sum_squares)
-    if not np.all(ss_present | proportion):
-        raise _FallbackError
+def _covariate_columns(
+    num: dict[str, tuple[FloatArray, BoolArray]], ratio: BoolArray, m: int
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Covariate count per row and the padded covariate arrays; _FallbackError on gaps."""
     present = {c: num[c][1] for c in num if _COVARIATE.match(c)}
     k = np.zeros(m, dtype=np.intp)
     while f"covariate_{k.max() + 1}_sum" in present:
@@ -566,26 +544,104 @@ def _fast_columns(cols: dict[str, list[Any]], nan: bool) -> ArmColumns:
         x_x[:, i - 1, i - 1] = get(f"covariate_{i}_sum_squares")
         for j in range(i + 1, big_k + 1):
             x_x[:, i - 1, j - 1] = x_x[:, j - 1, i - 1] = get(f"covariate_{i}_{j}_sum_products")
+    return k, x_sum, x_x, x_y, x_d
+
+
+def _fast_columns(cols: dict[str, list[Any]], nan: bool) -> ArmColumns:
+    """Validate and convert raw columns; _FallbackError on anything read_table must explain."""
+    if not cols or any(k not in KEY_FIELDS and k not in _STAT_FIELDS and not _COVARIATE.match(k)
+                       for k in cols):  # fmt: skip
+        raise _FallbackError
+    m = len(next(iter(cols.values())))
+    defaults = {"experiment": "", "metric": None, "segment": "all", "variant": None}
+    keys = {k: _texts(cols, k, d, nan) for k, d in defaults.items()}
+    if m == 0:
+        raise _FallbackError
+    num: dict[str, tuple[FloatArray, BoolArray]] = {
+        k: _numeric(v, nan)
+        for k, v in cols.items()
+        if k not in KEY_FIELDS and k != "covariate_names"
+    }
+    missing = (np.full(m, np.nan), np.zeros(m, dtype=bool))
+    ratio = num.get("denominator_sum", missing)[1]
+    for f in ("n", "sum", *RATIO_FIELDS):
+        if not np.array_equal(num.get(f, missing)[1], ratio if f in RATIO_FIELDS else ~missing[1]):
+            raise _FallbackError
+    kind = _texts(cols, "kind", "", nan)
+    kinds = [kd or ("ratio" if r else "mean") for kd, r in zip(kind, ratio.tolist(), strict=True)]
+    families = _texts(cols, "family", "", nan)
+    if not set(kinds) <= set(get_args(Kind)) or not set(families) <= {"", *get_args(Family)}:
+        raise _FallbackError
+    is_ratio_kind = np.array([kd == "ratio" for kd in kinds])
+    if not np.array_equal(is_ratio_kind, ratio):
+        raise _FallbackError
+    sum_squares, ss_present = num.get("sum_squares", missing)
+    proportion = np.array([kd == "proportion" for kd in kinds])
+    sum_squares = np.where(~ss_present & proportion, num["sum"][0], sum_squares)
+    if not np.all(ss_present | proportion):
+        raise _FallbackError
+    k, x_sum, x_x, x_y, x_d = _covariate_columns(num, ratio, m)
+    return _merge_columns(
+        ArmColumns(
+            experiment=keys["experiment"],
+            metric=keys["metric"],
+            segment=keys["segment"],
+            variant=keys["variant"],
+            kind=kinds,
+            family=[f or None for f in families],
+            covariate_names=_covariate_names(cols, k, nan),
+            n=num["n"][0],
+            sum=num["sum"][0],
+            sum_squares=sum_squares,
+            denominator_sum=np.where(ratio, num.get("denominator_sum", missing)[0], 0.0),
+            denominator_sum_squares=np.where(
+                ratio, num.get("denominator_sum_squares", missing)[0], 0.0
+            ),
+            sum_products=np.where(ratio, num.get("sum_products", missing)[0], 0.0),
+            covariate_sums=x_sum,
+            covariate_cross_products=x_x,
+            covariate_sum_products=x_y,
+            covariate_denominator_sum_products=x_d,
+        )
+    )
+
+
+def _merge_columns(cols: ArmColumns) -> ArmColumns:
+    """Sum the rows that share (experiment, metric, segment, variant), e.g. one per day."""
+    index: dict[tuple[str, str, str, str], int] = {}
+    keys = zip(cols.experiment, cols.metric, cols.segment, cols.variant, strict=True)
+    codes = np.array([index.setdefault(key, len(index)) for key in keys], dtype=np.intp)
+    u = len(index)
+    if u == len(cols):
+        return cols
+    first = np.full(u, len(cols), dtype=np.intp)
+    np.minimum.at(first, codes, np.arange(len(cols)))
+    shape = list(zip(cols.kind, cols.covariate_names, strict=True))
+    if any(shape[i] != shape[f] for i, f in enumerate(first[codes].tolist())):
+        raise _FallbackError  # read_table names the rows that cannot be merged
+    family: list[str | None] = [None] * u
+    for code, fam in zip(codes.tolist(), cols.family, strict=True):
+        family[code] = family[code] or fam
+
+    def total(values: FloatArray) -> FloatArray:
+        out = np.zeros((u, *values.shape[1:]))
+        np.add.at(out, codes, values)
+        return out
+
+    pick = first.tolist()
     return ArmColumns(
-        experiment=keys["experiment"],
-        metric=keys["metric"],
-        segment=keys["segment"],
-        variant=keys["variant"],
-        kind=kinds,
-        family=[f or None for f in families],
-        covariate_names=_covariate_names(cols, k, nan),
-        n=num["n"][0],
-        sum=num["sum"][0],
-        sum_squares=sum_squares,
-        denominator_sum=np.where(ratio, num.get("denominator_sum", missing)[0], 0.0),
-        denominator_sum_squares=np.where(
-            ratio, num.get("denominator_sum_squares", missing)[0], 0.0
-        ),
-        sum_products=np.where(ratio, num.get("sum_products", missing)[0], 0.0),
-        covariate_sums=x_sum,
-        covariate_cross_products=x_x,
-        covariate_sum_products=x_y,
-        covariate_denominator_sum_products=x_d,
+        experiment=[cols.experiment[i] for i in pick],
+        metric=[cols.metric[i] for i in pick],
+        segment=[cols.segment[i] for i in pick],
+        variant=[cols.variant[i] for i in pick],
+        kind=[cols.kind[i] for i in pick],
+        family=family,
+        covariate_names=[cols.covariate_names[i] for i in pick],
+        **{
+            f.name: total(getattr(cols, f.name))
+            for f in fields(ArmColumns)
+            if isinstance(getattr(cols, f.name), np.ndarray)
+        },
     )
 
 

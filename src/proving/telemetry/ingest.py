@@ -35,14 +35,15 @@ Example:
     >>> from proving.telemetry.duckdb_store import DuckDBStore
     >>> from proving.telemetry.writer import BatchWriter
     >>> app = create_ingest_app(BatchWriter(DuckDBStore(":memory:")))
-    >>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
-    ['/v1/events', '/v1/health', '/v1/outcomes']
+    >>> sorted(r.path for r in app.routes if r.path.startswith(("/v1", "/metrics")))
+    ['/metrics', '/v1/events', '/v1/health', '/v1/outcomes']
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter
 
 from proving.errors import TelemetryError
@@ -67,6 +69,8 @@ from proving.telemetry.events import (
 )
 from proving.telemetry.privacy import PrivacyPolicy
 from proving.telemetry.writer import BatchWriter, WriterOverloadedError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,11 @@ async def _skew_warnings(
     if not outcomes:
         return []
     units = sorted({e.unit_id for _, e in outcomes if e.unit_id})
-    first = await asyncio.to_thread(writer.store.first_exposures, units)
+    try:
+        first = await asyncio.to_thread(writer.store.first_exposures, units)
+    except Exception as exc:  # advisory only: a failed lookup must not fail the batch
+        logger.warning("clock-skew lookup of first exposures failed: %s", exc)
+        first = {}
     for _, event in events:
         if isinstance(event, ExposureEvent) and event.unit_id in units:
             seen = first.get(event.unit_id)
@@ -365,6 +373,7 @@ def create_ingest_app(
     config: IngestConfig | None = None,
     *,
     close_on_shutdown: bool = False,
+    expose_metrics: bool = True,
 ) -> FastAPI:
     """The ingestion API as a FastAPI app, to run alone or to mount in the gateway.
 
@@ -372,6 +381,8 @@ def create_ingest_app(
         writer: commits the events (its store decides where they go).
         config: limits and checks; defaults to :class:`IngestConfig()`.
         close_on_shutdown: close the writer and its store when the app shuts down.
+        expose_metrics: serve ``GET /metrics`` (the writer's Prometheus registry), so
+            dropped and queued counts are visible; turn off when the host app serves it.
 
     Example:
         >>> from proving.telemetry.store import open_store
@@ -431,6 +442,15 @@ def create_ingest_app(
         return {"status": "ok", "pending": stats.pending, "dropped": dict(stats.dropped)}
 
     app.add_api_route("/v1/health", health, methods=["GET"], summary="Liveness and queue")
+    if expose_metrics:
+
+        async def metrics() -> Response:
+            body = generate_latest(writer.metrics.registry)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        app.add_api_route(
+            "/metrics", metrics, methods=["GET"], summary="Prometheus metrics of the writer"
+        )
     return app
 
 

@@ -107,12 +107,18 @@ def decode_rows(table: TableName, payloads: Sequence[bytes]) -> tuple[pa.Table, 
 
 
 async def ensure_stream(js: Any, stream: str, prefix: str) -> None:
-    """Create the JetStream stream for ``<prefix>.>`` if it does not exist."""
+    """Make sure JetStream stream ``stream`` exists and captures ``<prefix>.>``."""
     nats_js_errors: Any = require("nats.js.errors", "nats")
+    subject = f"{prefix}.>"
     try:
-        await js.stream_info(stream)
+        info = await js.stream_info(stream)
     except nats_js_errors.NotFoundError:
-        await js.add_stream(name=stream, subjects=[f"{prefix}.>"])
+        await js.add_stream(name=stream, subjects=[subject])
+        return
+    # An existing stream for other subjects: add ours rather than publish into nothing.
+    if subject not in (info.config.subjects or []):
+        info.config.subjects = [*(info.config.subjects or []), subject]
+        await js.update_stream(info.config)
 
 
 class NatsStore(EventStore):

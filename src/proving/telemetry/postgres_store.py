@@ -124,6 +124,8 @@ class PostgresStore(EventStore):
                         )
                         stored = int(cur.rowcount)
             except self._psycopg.Error as exc:
+                # The rollback may have undone a staging table created in this transaction.
+                self._staged.clear()
                 raise TelemetryError(
                     f"PostgreSQL store {self.url!r}: writing {data.num_rows} rows to {table!r} "
                     f"failed: {exc}. Nothing of this batch was stored; retry it."

@@ -44,12 +44,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -74,6 +75,7 @@ class WriterMetrics:
     _guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.queued = Counter(
             "proving_telemetry_queued_total",
             "Events accepted into the telemetry writer queue.",
@@ -335,6 +337,11 @@ class BatchWriter:
                 deadline = time.monotonic() + self.flush_interval
                 while not self._ready(time.monotonic() >= deadline):
                     remaining = deadline - time.monotonic()
+                    if remaining <= 0 and self._queued_events == 0:
+                        # Idle: start a new interval (an emit does not wake us).
+                        deadline = time.monotonic() + self.flush_interval
+                        remaining = self.flush_interval
+                    # Past the deadline with a commit running: its end wakes us.
                     self._cond.wait(remaining if remaining > 0 else None)
                 items = self._take()
                 if not self._queue:
@@ -392,10 +399,13 @@ class BatchWriter:
             self._drop("store_error", batch.emitted)
         for item in batch.items:
             if isinstance(item, _Submission):
-                if error is None:
-                    item.future.set_result(len(item.events))
-                else:
-                    item.future.set_exception(error)
+                # A caller that gave up (timeout) cancelled its future; the events were
+                # still written (a retry is idempotent), there is just nobody to tell.
+                with contextlib.suppress(InvalidStateError):
+                    if error is None:
+                        item.future.set_result(len(item.events))
+                    else:
+                        item.future.set_exception(error)
 
     def _write_tables(self, tables: dict[TableName, pa.RecordBatch]) -> TelemetryError | None:
         remaining = dict(tables)

@@ -1,0 +1,299 @@
+"""Gateway overhead: latency and throughput of the gateway against a bare app, on loopback.
+
+Scenarios (each server in its own process, the load generator in another):
+
+(a) ``bare``: a minimal Starlette app that parses the JSON body, calls the in-process model
+    and answers JSON: what a team would write without proving;
+(b) ``split``: the gateway, A/B between two variants of the same in-process model, with
+    assignment, exposure and prediction events written to a DuckDB file;
+(c) ``shadow``: the gateway in shadow mode (the challenger is mirrored on every request);
+(d) ``remote-direct`` vs ``remote-gateway``: a remote model server (KServe V1) called
+    directly, and through the gateway (split, both variants remote).
+
+Latency is measured open loop at a fixed rate (default 1,000 requests per second) by an
+asyncio client on raw keep-alive connections; each latency runs from the request's
+*scheduled* send time, so a stalled server cannot hide its queueing (the coordinated
+omission correction of Tene's wrk2). Throughput is measured closed loop with ``wrk``
+when it is installed (``apt-get install wrk``), else with the same Python client.
+
+Run:  .venv/bin/python benchmarks/gateway_overhead.py [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+FEATURES = {"x1": 0.3, "x2": -1.2, "x3": 2.0, "x4": 0.7}
+BODY = json.dumps({"unit_id": "user-1", "features": FEATURES}).encode()
+REMOTE_BODY = json.dumps({"instances": [FEATURES]}).encode()
+WEIGHTS = {"x1": 0.8, "x2": -0.4, "x3": 0.1, "x4": 1.5}
+
+
+def model(features: dict[str, float]) -> float:
+    """The in-process model: a logistic score (microseconds, like a small linear model)."""
+    z = sum(WEIGHTS[k] * float(v) for k, v in features.items() if k in WEIGHTS)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+# -- servers (run as subprocesses of this script) -----------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def predict(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"prediction": model(body["features"])})
+
+    app = Starlette(routes=[Route("/v1/predict/bench", predict, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_gateway(port: int, mode: str, remote: str | None, store: str) -> None:
+    import uvicorn
+
+    from proving.serve import create_app
+    from proving.spec import parse_spec
+
+    if remote:
+        variants = (
+            f"  - {{name: champion, model: {{name: m, version: '1', uri: '{remote}'}}}}\n"
+            f"  - {{name: challenger, model: {{name: m, version: '2', uri: '{remote}'}}}}\n"
+        )
+    else:
+        variants = (
+            "  - {name: champion, model: {name: m, version: '1'}}\n"
+            "  - {name: challenger, model: {name: m2, version: '2'}}\n"
+        )
+    text = f"name: bench\nmode: {mode}\nvariants:\n{variants}"
+    if mode == "shadow":
+        text += "shadow: {sample_rate: 1.0, max_concurrency: 256}\n"
+    app = create_app([parse_spec(text)], store=store, models={"m": model, "m2": model})
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_remote(port: int) -> None:
+    from proving.testing.model_server import main
+
+    main(["--port", str(port)])
+
+
+# -- load generation ----------------------------------------------------------------------
+
+
+async def _connection(
+    host: str, port: int, request: bytes, schedule: asyncio.Queue[float], out: list[float]
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            try:
+                due = schedule.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(head.decode(errors="replace"))
+            out.append(time.perf_counter() - due)
+    finally:
+        writer.close()
+
+
+async def open_loop(port: int, path: str, body: bytes, rate: float, seconds: float) -> list[float]:
+    """Latencies (s) of requests sent at ``rate`` per second for ``seconds``."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    schedule: asyncio.Queue[float] = asyncio.Queue()
+    start = time.perf_counter() + 0.2
+    for i in range(int(rate * seconds)):
+        schedule.put_nowait(start + i / rate)
+    out: list[float] = []
+    await asyncio.gather(
+        *(_connection("127.0.0.1", port, request, schedule, out) for _ in range(64))
+    )
+    return out
+
+
+def _loadgen(port: int, path: str, body: bytes, rate: float, seconds: float, result: Path) -> None:
+    asyncio.run(open_loop(port, path, body, rate, seconds / 5))  # warm up
+    latencies = asyncio.run(open_loop(port, path, body, rate, seconds))
+    result.write_text(json.dumps(latencies))
+
+
+def latency(port: int, path: str, body: bytes, rate: float, seconds: float) -> dict[str, float]:
+    """p50/p99 (ms) at ``rate``, from a load generator in a separate process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "lat.json"
+        subprocess.run(
+            [sys.executable, __file__, "loadgen", str(port), path, body.decode(), str(rate),
+             str(seconds), str(result)],
+            check=True,
+        )  # fmt: skip
+        values = sorted(json.loads(result.read_text()))
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "n": len(values)}
+
+
+def throughput(port: int, path: str, body: bytes, seconds: float) -> float | None:
+    """Requests per second, closed loop with wrk (None when wrk is not installed)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+    out = subprocess.run(
+        [wrk, "-t1", "-c32", f"-d{int(seconds)}s", "-s", lua.name, f"http://127.0.0.1:{port}{path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    os.unlink(lua.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
+    return float(line.split()[1])
+
+
+# -- orchestration ------------------------------------------------------------------------
+
+
+def _start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server subprocess and wait until it answers a prediction."""
+    import httpx
+
+    process = subprocess.Popen([sys.executable, __file__, *args, str(port)])
+    url = f"http://127.0.0.1:{port}/v1/predict/bench"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            r = httpx.post(url, content=BODY, headers={"content-type": "application/json"})
+            if r.status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError(f"server {args} did not come up on port {port} ({process.poll()=})")
+
+
+def _measure(name: str, args: list[str], path: str, body: bytes, opts: Any) -> dict[str, Any]:
+    from proving.testing.model_server import free_port
+
+    port = free_port()
+    process = _start(args, port)
+    try:
+        row: dict[str, Any] = {"scenario": name}
+        row.update(latency(port, path, body, opts.rate, opts.seconds))
+        row["max_rps"] = throughput(port, path, body, opts.seconds)
+    finally:
+        process.terminate()
+        process.wait(30)
+    return row
+
+
+def run(opts: Any) -> list[dict[str, Any]]:
+    from proving.testing.model_server import free_port, wait_until_up
+
+    tmp = Path(tempfile.mkdtemp())
+    path = "/v1/predict/bench"
+    rows = [
+        _measure("bare", ["serve-bare"], path, BODY, opts),
+        _measure("split", ["serve-gateway", "ab", "", f"duckdb://{tmp}/a.duckdb"], path, BODY, opts),
+        _measure("shadow", ["serve-gateway", "shadow", "", f"duckdb://{tmp}/b.duckdb"], path, BODY,
+                 opts),
+    ]  # fmt: skip
+    remote_port = free_port()
+    remote = subprocess.Popen([sys.executable, __file__, "serve-remote", str(remote_port)])
+    try:
+        wait_until_up(f"http://127.0.0.1:{remote_port}/healthz")
+        url = f"http://127.0.0.1:{remote_port}/predict"
+        direct = {"scenario": "remote-direct"}
+        direct.update(latency(remote_port, "/predict", REMOTE_BODY, opts.rate, opts.seconds))
+        direct["max_rps"] = throughput(remote_port, "/predict", REMOTE_BODY, opts.seconds)
+        rows.append(direct)
+        args = ["serve-gateway", "ab", url, f"duckdb://{tmp}/c.duckdb"]
+        rows.append(_measure("remote-gateway", args, path, BODY, opts))
+    finally:
+        remote.terminate()
+        remote.wait(30)
+    return rows
+
+
+def report(rows: list[dict[str, Any]], rate: float) -> str:
+    by = {r["scenario"]: r for r in rows}
+    lines = [f"latency at {rate:g} req/s (open loop), throughput with wrk -c32 (closed loop)", ""]
+    lines.append(f"{'scenario':16} {'p50 ms':>8} {'p99 ms':>8} {'max req/s':>10}")
+    for r in rows:
+        rps = "n/a" if r["max_rps"] is None else f"{r['max_rps']:.0f}"
+        lines.append(f"{r['scenario']:16} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {rps:>10}")
+    lines.append("")
+
+    def compare(name: str, base: str, goal: str) -> None:
+        a, b = by[name], by[base]
+        added = a["p99_ms"] - b["p99_ms"]
+        ratio = (a["max_rps"] / b["max_rps"]) if a["max_rps"] and b["max_rps"] else float("nan")
+        lines.append(
+            f"{name:>14} vs {base:14}: p50 {a['p50_ms'] - b['p50_ms']:+.3f} ms, p99 {added:+.3f} "
+            f"ms, throughput {ratio:.0%}   ({goal})"
+        )
+
+    compare("split", "bare", "goal: p99 < +1 ms, throughput >= 70%")
+    compare("shadow", "split", "goal: shadow adds < 0.5 ms p99")
+    compare("shadow", "bare", "")
+    compare("remote-gateway", "remote-direct", "")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-bare":
+        return serve_bare(int(sys.argv[2]))
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-gateway":
+        mode, remote, store, port = sys.argv[2:6]
+        return serve_gateway(int(port), mode, remote or None, store)
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-remote":
+        return serve_remote(int(sys.argv[2]))
+    if len(sys.argv) > 1 and sys.argv[1] == "loadgen":
+        port, path, body, rate, seconds, result = sys.argv[2:8]
+        return _loadgen(int(port), path, body.encode(), float(rate), float(seconds), Path(result))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    opts = parser.parse_args()
+    rows = run(opts)
+    print(report(rows, opts.rate))
+    if opts.json:
+        print(json.dumps(rows, indent=2))
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Request body limit: bodies over ``max_body_bytes`` get 413 before they are parsed.
+
+A pure ASGI middleware (no per-request objects when the body is small): it refuses a
+declared ``Content-Length`` over the limit at once, and counts the bytes of bodies sent
+without one (chunked), refusing as soon as the count passes the limit, so a client cannot
+make the gateway buffer an unbounded body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimitMiddleware"]
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to bodies over ``max_body_bytes`` (paths in ``exempt`` have their own)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, exempt: Sequence[str] = ()) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.exempt = tuple(exempt)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "error": f"the body exceeds {self.max_body_bytes} bytes. Fix: send a smaller "
+                "body (the limit is ServeConfig.max_body_bytes, --max-body-bytes)."
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_body_bytes:
+                    await self._refuse(send)
+                    return
+                break
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise _TooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLargeError:
+            if not started:
+                await self._refuse(send)

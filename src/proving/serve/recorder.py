@@ -1,0 +1,122 @@
+"""Turns what the gateway did into telemetry events and metrics, without blocking.
+
+Every exposure and every model call (served, shadow, failed, fallback) becomes an event
+handed to :meth:`BatchWriter.emit <proving.telemetry.writer.BatchWriter.emit>`, which
+never blocks the request: a full queue is a counted drop
+(``proving_telemetry_dropped_total``), visible in ``/metrics``. All events of one request
+carry its request id, so a shadow prediction pairs with the served one and a late outcome
+joins on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from proving.assign.assignment import Assignment
+from proving.serve.observability import GatewayMetrics
+from proving.telemetry.events import ExposureEvent, PredictionEvent
+from proving.telemetry.writer import BatchWriter
+
+__all__ = ["ModelCall", "Recorder"]
+
+CallStatus = Literal["ok", "error", "timeout", "fallback"]
+Role = Literal["served", "shadow"]
+
+
+@dataclass
+class ModelCall:
+    """One call of one variant's model (or a value variant's value)."""
+
+    variant: str
+    model: str
+    version: str
+    output: Any = None
+    latency_ms: float = 0.0
+    status: CallStatus = "ok"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The call returned an output."""
+        return self.status == "ok"
+
+
+def _score(output: Any) -> float | None:
+    if isinstance(output, int | float) and not isinstance(output, bool):
+        value = float(output)
+        return value if math.isfinite(value) else None
+    return None
+
+
+def _scalar_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    # Exposures keep scalar attributes only (segments); nested values stay in the request.
+    return {
+        k: v
+        for k, v in attributes.items()
+        if v is None
+        or isinstance(v, str | bool | int)
+        or (isinstance(v, float) and math.isfinite(v))
+    }
+
+
+class Recorder:
+    """Emits the gateway's events and updates its metrics."""
+
+    def __init__(self, writer: BatchWriter, metrics: GatewayMetrics, log_features: bool) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.log_features = log_features
+
+    def exposure(self, assignment: Assignment, attributes: dict[str, Any]) -> None:
+        """Log that the unit saw its variant (only units in the experiment)."""
+        if not assignment.in_experiment or assignment.unit_id is None:
+            return
+        self.writer.emit(
+            ExposureEvent(
+                experiment=assignment.experiment,
+                variant=assignment.variant,
+                unit_id=assignment.unit_id,
+                attributes=_scalar_attributes(attributes),
+            )
+        )
+
+    def prediction(
+        self,
+        call: ModelCall,
+        *,
+        deployment: str,
+        request_id: str,
+        unit_id: str | None,
+        features: Any,
+        role: Role = "served",
+        experiment: str | None = None,
+    ) -> None:
+        """Log one model call and count it."""
+        labels = (deployment, call.variant, call.model, call.version)
+        self.metrics.model_calls.labels(*labels, role, call.status).inc()
+        self.metrics.model_seconds.labels(*labels, role).observe(call.latency_ms / 1000.0)
+        logged: dict[str, Any] = {}
+        if self.log_features:
+            logged = features if isinstance(features, dict) else {"instance": features}
+        try:
+            event = PredictionEvent(
+                request_id=request_id,
+                unit_id=unit_id,
+                deployment=deployment,
+                experiment=experiment or deployment,
+                variant=call.variant,
+                model=call.model,
+                model_version=call.version,
+                role=role,
+                status=call.status,
+                features=logged,
+                output=call.output if call.status in ("ok", "fallback") else call.error,
+                score=_score(call.output),
+                latency_ms=max(0.0, call.latency_ms),
+            )
+        except ValueError:  # an output the event schema refuses must not fail the request
+            self.metrics.invalid_events.labels(deployment).inc()
+            return
+        self.writer.emit(event)
