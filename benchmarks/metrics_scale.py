@@ -137,10 +137,11 @@ def generate(con: duckdb.DuckDBPyConnection, events: int, seed: float = 0.42) ->
                null::varchar as request_id,
                case when hash(i, 10) % 5 = 0 then 'purchase' else 'click' end as name,
                case when hash(i, 10) % 5 = 0
-                    then round(exp(2.5 + 0.8 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())), 2)
+                    then round(exp(2.5 + 0.8 * sqrt(-2 * ln(random()))
+                                   * cos(2 * pi() * random())), 2)
                     else 1.0 end as value,
-               (timestamp '2024-01-01' + to_seconds((hash(i, 11) % {28 * DAY})::bigint))::timestamptz
-                   as timestamp,
+               (timestamp '2024-01-01'
+                + to_seconds((hash(i, 11) % {28 * DAY})::bigint))::timestamptz as timestamp,
                timestamp '2024-01-01'::timestamptz as received_at
         from range({outcomes}) t(i)
         """
@@ -154,8 +155,8 @@ def generate(con: duckdb.DuckDBPyConnection, events: int, seed: float = 0.42) ->
                case when hash(i, 13) % 4 = 0 then 'shadow' else 'served' end as role,
                'ok' as status, '{{}}' as features, '{{}}' as output, random() as score,
                20 + 40 * random() * random() as latency_ms,
-               (timestamp '2024-01-01' + to_seconds((hash(i, 14) % {28 * DAY})::bigint))::timestamptz
-                   as timestamp,
+               (timestamp '2024-01-01'
+                + to_seconds((hash(i, 14) % {28 * DAY})::bigint))::timestamptz as timestamp,
                timestamp '2024-01-01'::timestamptz as received_at
         from range({predictions}) t(i)
         """
@@ -232,7 +233,9 @@ def pandas_parts(
                 for f in m.filters:
                     keep &= (ev[f.column] == f.value).to_numpy()
                 if part.before is not None:
-                    keep &= ((ev.timestamp >= ev.fe - part.before) & (ev.timestamp < ev.fe)).to_numpy()
+                    keep &= (
+                        (ev.timestamp >= ev.fe - part.before) & (ev.timestamp < ev.fe)
+                    ).to_numpy()
                 else:
                     lo, hi = part.after  # type: ignore[misc]
                     keep &= (ev.timestamp >= ev.fe + lo).to_numpy()
@@ -242,12 +245,16 @@ def pandas_parts(
                 col = m.value_column()
                 g = (sel[col] if col else pd.Series(1.0, index=sel.index)).groupby(sel.unit_id)
                 agg = {"sum": g.sum, "count": g.size, "max": g.max, "min": g.min}
-                values = g.size().clip(upper=1) if part.aggregation == "any" else agg[part.aggregation]()
+                values = (
+                    g.size().clip(upper=1) if part.aggregation == "any" else agg[part.aggregation]()
+                )
                 wide[f"m{i}_{part.name}"] = values.reindex(wide.index).astype(float)
     return wide
 
 
-def pandas_stats(tables: dict[str, pd.DataFrame], spec: MetricsSpec) -> dict[tuple[str, str, str], float]:
+def pandas_stats(
+    tables: dict[str, pd.DataFrame], spec: MetricsSpec
+) -> dict[tuple[str, str, str], float]:
     """(metric, segment, variant) -> sum of y, the check value compared with DuckDB."""
     units = pandas_units(tables["exposures"], spec)
     wide = pandas_parts(tables, spec, units)
@@ -296,7 +303,10 @@ def run(size: int, args: argparse.Namespace, spec: MetricsSpec) -> dict[str, Any
         times.append(time.perf_counter() - t)
     duck = statistics.median(times)
     row: dict[str, Any] = {"events": sum(counts.values()), "duckdb_s": duck}
-    print(f"  duckdb:  median {duck:.2f} s of {args.repeats} ({row['events'] / duck / 1e6:.1f}M events/s)")
+    print(
+        f"  duckdb:  median {duck:.2f} s of {args.repeats} "
+        f"({row['events'] / duck / 1e6:.1f}M events/s)"
+    )
     if size <= parse_size(args.pandas_max):
         t = time.perf_counter()
         tables = pandas_load(url)

@@ -2,7 +2,8 @@
 # Install the Debian packages proving needs, only where they are missing.
 set -euo pipefail
 need=()
-command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)    # Spark's local mode
+command -v chromium >/dev/null 2>&1 || need+=(chromium)            # report tests in a real browser
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2

@@ -91,13 +91,13 @@ def make_events(seed: int = 7, units: int = 80) -> EventTables:
                 "timestamp": ts(0, 10),
             }
         )
-    for j in range(20):  # joined by request id only: no unit
+    for j in range(40):  # a label for a prediction (request id only, no unit)
         outcomes.append(
             {
                 "unit_id": None,
-                "request_id": f"r{j}",
+                "request_id": f"q{j * 17}" if j < 35 else f"unknown{j}",
                 "name": "purchase",
-                "value": 5.0,
+                "value": 5.0 + j,
                 "timestamp": ts(0, 10),
             }
         )

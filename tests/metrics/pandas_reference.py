@@ -175,6 +175,18 @@ def arm_stats(df: pd.DataFrame, metric: MetricSpec) -> ArmStats:
     )
 
 
+def resolve_requests(tables: dict[str, pd.DataFrame], spec: MetricsSpec) -> dict[str, pd.DataFrame]:
+    """outcomes_by_request: give request-only outcomes the unit of their prediction."""
+    if not spec.outcomes_by_request:
+        return tables
+    pr = tables["predictions"].dropna(subset=["unit_id"])
+    unit_of = pr.groupby("request_id").unit_id.min()
+    out = tables["outcomes"].copy()
+    orphan = out.unit_id.isna()
+    out.loc[orphan, "unit_id"] = out.loc[orphan, "request_id"].map(unit_of)
+    return {**tables, "outcomes": out}
+
+
 def expected_rows(
     tables: dict[str, pd.DataFrame],
     spec: MetricsSpec,
@@ -184,6 +196,7 @@ def expected_rows(
     end: datetime | None = None,
 ) -> dict[tuple[str, str], ArmStats]:
     """(segment, variant) -> ArmStats for one mean/proportion/ratio/count metric."""
+    tables = resolve_requests(tables, spec)
     units = units_frame(tables["exposures"], spec, experiment, start, end)
     df = metric_unit_frame(tables, spec, metric, units, end)
     out: dict[tuple[str, str], ArmStats] = {}
@@ -203,6 +216,7 @@ def expected_quantiles(
 ) -> dict[tuple[str, str], dict[str, float]]:
     """(segment, variant) -> estimate, n, n_events and clustered S/N sums."""
     assert metric.quantile is not None
+    tables = resolve_requests(tables, spec)
     units = units_frame(tables["exposures"], spec, experiment)
     if spec.multiple_exposures == "exclude":
         units = units[~units.multiple]

@@ -176,6 +176,24 @@ def test_time_range_and_several_experiments(
     assert {r["variant"] for r in rows if r["experiment"] == "ranker"} == {"a", "b", "c"}
 
 
+@pytest.mark.parametrize("by_request", [False, True])
+def test_outcomes_attributed_through_their_prediction(
+    duckdb_events: MetricsEngine, events: EventTables, by_request: bool
+) -> None:
+    doc = {
+        "experiment": "checkout",
+        "segments": ["platform"],
+        "outcomes_by_request": by_request,
+        "metrics": [METRICS["mean_sum"], METRICS["cuped_ratio"]],
+    }
+    rows = check_against_pandas(duckdb_events, events, doc)
+    total = sum(r["sum"] for r in rows if r["metric"] == "revenue" and r["segment"] == "all")
+    doc["outcomes_by_request"] = not by_request
+    other = compute_metrics(duckdb_events, parse_metrics_spec(doc)).rows
+    total_other = sum(r["sum"] for r in other if r["metric"] == "revenue" and r["segment"] == "all")
+    assert (total > total_other) is by_request  # the labels add revenue only when resolved
+
+
 def test_exclusion_is_counted(duckdb_events: MetricsEngine, events: EventTables) -> None:
     spec = parse_metrics_spec({"experiment": "checkout", "metrics": [METRICS["count"]]})
     result = compute_metrics(duckdb_events, spec)

@@ -23,6 +23,7 @@ SPEC = {
     "experiments": ["checkout", "ranker"],
     "segments": ["country", "platform"],
     "multiple_exposures": "exclude",
+    "outcomes_by_request": True,
     "metrics": [
         METRICS["cuped_ratio"],
         METRICS["cap_quantile"],
@@ -53,6 +54,7 @@ SPEC = {
 # quantile metric, filters) in one experiment rather than the whole SPEC.
 SPARK_SPEC = {
     "experiment": "checkout",
+    "outcomes_by_request": True,
     "segments": ["country"],
     "metrics": [
         METRICS["cuped_ratio"],
@@ -172,7 +174,7 @@ def test_duckdb_file_url(tmp_path: Path, events: EventTables) -> None:
     spec = parse_metrics_spec({"experiment": "checkout", "metrics": [METRICS["count"]]})
     a = compute_metrics(connect(f"duckdb://{path}"), spec)
     b = compute_metrics(duckdb_engine(events), spec)
-    assert a.rows == b.rows
+    assert_identical(a, b)
 
 
 @pytest.mark.parametrize(

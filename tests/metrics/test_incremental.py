@@ -20,6 +20,7 @@ DAYS = [date(2024, 3, 1) + timedelta(days=i) for i in range(10)]
 SPEC = {
     "experiments": ["checkout", "ranker"],
     "segments": ["country", "platform"],
+    "outcomes_by_request": True,
     "metrics": [
         METRICS["cuped_ratio"],  # ratio + two covariates + indicator
         METRICS["cap_quantile"],

@@ -21,10 +21,20 @@ class GatewayProcess:
     """`proving serve --spec ...` as a real uvicorn process on 127.0.0.1."""
 
     def __init__(self, specs: list[Path], store: str, *extra: str) -> None:
+        self._client: httpx.Client | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        exe = str(Path(sys.executable).parent / "proving")
-        args = [exe, "serve", "--store", store, "--port", str(self.port)]
+        # `python -m proving.cli.serve` runs the same command as `proving serve` without
+        # importing the other command groups.
+        args = [
+            sys.executable,
+            "-m",
+            "proving.cli.serve",
+            "--store",
+            store,
+            "--port",
+            str(self.port),
+        ]
         for spec in specs:
             args += ["--spec", str(spec)]
         env = {
@@ -42,10 +52,23 @@ class GatewayProcess:
             output = self.process.stdout.read().decode() if self.process.stdout else ""
             raise RuntimeError(f"{exc}\n{output}") from None
 
+    @property
+    def client(self) -> httpx.Client:
+        # One pooled client: a new client per call would build an SSL context each time.
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.url, timeout=10.0)
+        return self._client
+
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", timeout=10.0, **kwargs)
+        return self.client.post(path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.put(path, **kwargs)
 
     def terminate(self, timeout: float = 20.0) -> int:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 

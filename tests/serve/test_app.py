@@ -184,8 +184,8 @@ def test_shadow_concurrency_cap_skips_and_counts() -> None:
         assert all(r.status_code == 200 for r in rs)
         metrics = (await c.get("/metrics")).text
         assert (
-            'proving_serve_shadow_skipped_total{deployment="sh",reason="concurrency",variant="challenger"} 6.0'
-            in metrics
+            'proving_serve_shadow_skipped_total{deployment="sh",reason="concurrency",'
+            'variant="challenger"} 6.0' in metrics
         )
 
     with_client(body)
@@ -386,7 +386,8 @@ def test_micro_batches_never_mix_variants() -> None:
 
     shared = Recording(output=1.0, name="shared")
     spec = _spec(
-        "name: mb\nvariants:\n  - {name: a, model: {name: shared}}\n  - {name: b, model: {name: shared}}\n"
+        "name: mb\nvariants:\n  - {name: a, model: {name: shared}}\n"
+        "  - {name: b, model: {name: shared}}\n"
     )
     app = create_app(
         [spec],

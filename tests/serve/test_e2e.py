@@ -23,6 +23,9 @@ from tests.serve.gateway_process import TOKEN, GatewayProcess
 pytestmark = pytest.mark.services
 
 CHALLENGER_TIMEOUT_MS = 200
+CHAMPION = "tests.serve.e2e_models:champion"
+DEPLOYMENTS = ("split", "down", "shadow", "canary", "bluegreen", "interleave")
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _specs(tmp: Path, remote: str) -> dict[str, str]:
@@ -30,20 +33,38 @@ def _specs(tmp: Path, remote: str) -> dict[str, str]:
     texts = {
         "split": f"""name: split
 variants:
-  - {{name: champion, model: {{name: champ, version: "1", entry_point: "tests.serve.e2e_models:champion"}}}}
+  - {{name: champion, model: {{name: champ, version: "1", entry_point: "{CHAMPION}"}}}}
   - {{name: challenger, model: {{name: remote, version: "2", uri: "{remote}"}}}}
 """,
         "down": f"""name: down
 variants:
-  - {{name: champion, model: {{name: champ, version: "1", entry_point: "tests.serve.e2e_models:champion"}}}}
+  - {{name: champion, model: {{name: champ, version: "1", entry_point: "{CHAMPION}"}}}}
   - {{name: challenger, model: {{name: dead, version: "9", uri: "{dead}"}}}}
 """,
         "shadow": f"""name: shadow
 mode: shadow
 variants:
-  - {{name: champion, model: {{name: champ, version: "1", entry_point: "tests.serve.e2e_models:champion"}}}}
+  - {{name: champion, model: {{name: champ, version: "1", entry_point: "{CHAMPION}"}}}}
   - {{name: challenger, model: {{name: remote, version: "2", uri: "{remote}"}}}}
 shadow: {{sample_rate: 1.0, max_concurrency: 16, timeout_ms: 300}}
+""",
+        "canary": f"""name: canary
+mode: canary
+variants:
+  - {{name: champion, model: {{name: champ, version: "1", entry_point: "{CHAMPION}"}}}}
+  - {{name: challenger, model: {{name: remote, version: "2", uri: "{remote}"}}}}
+canary: {{weight: 0.1}}
+""",
+        "bluegreen": """name: bluegreen
+mode: bluegreen
+variants: [{name: blue, value: blue}, {name: green, value: green}]
+""",
+        "interleave": f"""name: interleave
+mode: interleave
+variants:
+  - {{name: production, model: {{name: asc, uri: "{remote}"}}}}
+  - {{name: candidate, model: {{name: desc, entry_point: "tests.serve.e2e_models:reverse_ranker"}}}}
+interleave: {{list_length: 6}}
 """,
     }
     for name, text in texts.items():
@@ -76,7 +97,7 @@ def gateway(
     tmp = tmp_path_factory.mktemp("specs")
     _specs(tmp, remote.predict_url)
     gw = GatewayProcess(
-        [tmp / "split.yaml", tmp / "down.yaml", tmp / "shadow.yaml"], pg_store[0],
+        [tmp / f"{n}.yaml" for n in DEPLOYMENTS], pg_store[0],
         "--challenger-timeout-ms", str(CHALLENGER_TIMEOUT_MS), "--max-body-bytes", "65536",
     )  # fmt: skip
     yield gw, tmp
@@ -179,7 +200,8 @@ def test_shadow_is_logged_with_the_request_id_and_never_returned(
     assert r.status_code == 200 and r.json()["prediction"] == 1.0 and "13" not in r.text
     rows = _wait_rows(
         pg_store,
-        "select role, variant, score from predictions where request_id = 'e2e-shadow' order by role",
+        "select role, variant, score from predictions where request_id = 'e2e-shadow' "
+        "order by role",
         2,
     )
     assert rows == [("served", "champion", 1.0), ("shadow", "challenger", 13.0)]
@@ -204,11 +226,7 @@ def test_bad_input_and_auth_over_http(gateway: tuple[GatewayProcess, Path]) -> N
     assert r.status_code == 404
     assert httpx.get(f"{gw.url}/admin/deployments").status_code == 401
     ok = httpx.get(f"{gw.url}/admin/deployments", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert ok.status_code == 200 and {d["deployment"] for d in ok.json()} == {
-        "split",
-        "down",
-        "shadow",
-    }
+    assert ok.status_code == 200 and {d["deployment"] for d in ok.json()} == set(DEPLOYMENTS)
 
 
 def test_hot_reload_from_file_without_failing_in_flight_requests(
@@ -234,3 +252,60 @@ def test_hot_reload_from_file_without_failing_in_flight_requests(
     assert codes and set(codes) == {200}
     r = gw.post("/v1/predict/split", json={"unit_id": unit})
     assert (r.json()["spec_version"], r.json()["variant"]) == (2, "champion")
+
+
+def test_canary_ramp_over_http_is_monotone(gateway: tuple[GatewayProcess, Path]) -> None:
+    gw, _ = gateway
+    units = [f"c{i}" for i in range(150)]
+
+    def canaried() -> set[str]:
+        return {
+            u for u in units
+            if gw.post("/v1/predict/canary", json={"unit_id": u}).json()["variant"] == "challenger"
+        }  # fmt: skip
+
+    before = canaried()
+    r = gw.put("/admin/deployments/canary/weights", json={"canary_weight": 0.6}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    after = canaried()
+    assert before < after and len(before) < 40 < len(after)
+
+
+def test_bluegreen_switch_and_undo_over_http(gateway: tuple[GatewayProcess, Path]) -> None:
+    gw, _ = gateway
+
+    def colour() -> str:
+        return str(gw.post("/v1/predict/bluegreen", json={"unit_id": "r"}).json()["prediction"])
+
+    assert colour() == "blue"
+    assert gw.post("/admin/deployments/bluegreen/switch", json={}, headers=ADMIN).status_code == 200
+    assert colour() == "green"
+    assert gw.post("/admin/deployments/bluegreen/switch/undo", headers=ADMIN).status_code == 200
+    assert colour() == "blue"
+
+
+def test_interleave_over_http_is_a_team_draft_merge(
+    gateway: tuple[GatewayProcess, Path], remote: ModelServerProcess, pg_store: tuple[str, str]
+) -> None:
+    gw, tmp = gateway
+    remote.set_mode("ok")
+    spec = parse_spec((tmp / "interleave.yaml").read_text())
+    unit = next(
+        u for u in (f"s{i}" for i in range(100)) if assign(u, {}, spec).reason == "interleave"
+    )
+    candidates = [f"d{i}" for i in range(8)]
+    r = gw.post("/v1/rank/interleave", json={"unit_id": unit, "candidates": candidates},
+                headers={"X-Request-ID": "e2e-rank"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    items, teams = r.json()["items"], r.json()["teams"]
+    asc, desc = sorted(candidates), sorted(candidates, reverse=True)
+    assert len(items) == len(set(items)) == 6
+    for team, ranking in (("production", asc), ("candidate", desc)):
+        for pos, (item, t) in enumerate(zip(items, teams, strict=True)):
+            if t == team:
+                assert item == next(x for x in ranking if x not in items[:pos])
+    for k in range(2, 7, 2):
+        assert teams[:k].count("production") == k // 2
+    rows = _wait_rows(pg_store, "select output from predictions where request_id = 'e2e-rank' "
+                      "and model = 'team_draft'", 1)  # fmt: skip
+    assert rows and '"teams"' in str(rows[0][0])

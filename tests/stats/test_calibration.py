@@ -122,3 +122,16 @@ def test_cuped_variance_reduction_matches_rho_squared(rho):
     # CUPED intervals still cover the truth at 95%.
     coverage = np.mean((cup.ci_lower <= lift) & (lift <= cup.ci_upper))
     assert abs(coverage - 0.95) < _tolerance(0.95, reps), coverage
+
+
+def test_cuped_relative_intervals_cover_the_true_lift():
+    rng = np.random.default_rng(46)
+    reps, n, lift = 2000, 400, 0.1
+    n_arr, sums, cross = _cuped_world(rng, 0.7, reps, n, 3.0 * lift)  # y has mean 3.0
+    lin = linearize(n_arr, sums, cross, ratio=False)
+    adj = cuped_adjust(lin, np.repeat(np.arange(reps), 2))
+    for relative_method in ("delta", "log"):
+        out = compare(adj.estimate[0::2], adj.variance[0::2], n, adj.estimate[1::2],
+                      adj.variance[1::2], n, relative_method=relative_method)  # fmt: skip
+        coverage = np.mean((out.ci_lower <= lift) & (lift <= out.ci_upper))
+        assert abs(coverage - 0.95) < _tolerance(0.95, reps), (relative_method, coverage)

@@ -240,3 +240,23 @@ def test_metrics_with_different_covariates_keep_their_own_names():
         c = result.find(metric, "b")
         assert c.covariates == (name,)
         assert c.warnings == ("covariate 'constant' has no variance; CUPED ignores it",)
+
+
+def test_proportion_cuped_point_estimate_equals_ols():
+    # A proportion uses the Bernoulli variance (ddof 0), but beta and hence the point
+    # estimate do not depend on the divisor: still the OLS treatment coefficient.
+    rng = np.random.default_rng(31)
+    rows, ys, xs, treat = [], [], [], []
+    for i, variant in enumerate(("control", "b")):
+        x = rng.normal(size=3000)
+        y = (rng.random(3000) < 1 / (1 + np.exp(-(x - 1.5 + 0.2 * i)))).astype(float)
+        flat = ArmStats.from_values(y, covariates={"score": x}).to_flat()
+        rows.append({"variant": variant, "metric": "conv", "kind": "proportion", **flat})
+        ys.append(y)
+        xs.append(x)
+        treat.append(np.full(3000, float(i)))
+    c = analyze(rows, effect="absolute").comparisons[0]
+    fit = OLS(np.concatenate(ys), np.column_stack(
+        [np.ones(6000), np.concatenate(treat), np.concatenate(xs)])).fit()  # fmt: skip
+    assert c.kind == "proportion" and c.cuped
+    assert_allclose(c.estimate, fit.params[1], rtol=1e-9)

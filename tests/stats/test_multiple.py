@@ -309,3 +309,18 @@ def test_bad_parameters_raise(kwargs: dict[str, object], match: str) -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(multiple).failed == 0
+
+
+def test_huge_delta_method_intervals_do_not_overflow() -> None:
+    """Only log-ratio bounds go back through expm1; a delta-method lift interval of +-1000
+    (a control mean near 0) must not raise an overflow warning (an error under pytest)."""
+    names = [("m0", "b", "primary"), ("m1", "b", "primary")]
+    m_c, m_t = np.array([0.01, 10.0]), np.array([12.0, 10.5])
+    v_c, v_t = np.array([0.01, 0.04]), np.array([4.0, 0.04])
+    results = build(names, m_c, v_c, m_t, v_t, effect="relative")
+    assert results[0].ci_upper is not None and results[0].ci_upper > 1000
+    adjusted = adjust(results, method="holm", alpha=0.05)
+    ref = compare(m_c, v_c, 400, m_t, v_t, 400, effect="relative", alpha=0.025)
+    for i, r in enumerate(adjusted):
+        assert r.adjusted_ci_lower == pytest.approx(ref.ci_lower[i], rel=1e-9)
+        assert r.adjusted_ci_upper == pytest.approx(ref.ci_upper[i], rel=1e-9)

@@ -1,7 +1,8 @@
-"""Event models, validation messages and the Arrow schema."""
+"""Event models, the Arrow schema and record batches (validation: test_validation.py)."""
 
 from __future__ import annotations
 
+import doctest
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from proving.errors import EventValidationError
+from proving.telemetry import events as events_module
 from proving.telemetry.events import (
     SCHEMAS,
     ExposureEvent,
@@ -16,10 +18,9 @@ from proving.telemetry.events import (
     PredictionEvent,
     conform,
     group_by_table,
-    parse_event,
     to_record_batch,
-    validate_events,
 )
+from proving.telemetry.validation import parse_event
 
 EXPOSURE = {"type": "exposure", "experiment": "checkout", "variant": "b", "unit_id": "u1"}
 PREDICTION = {
@@ -55,80 +56,6 @@ def test_defaults_of_prediction_and_outcome() -> None:
     assert (p.role, p.status, p.score, p.unit_id) == ("served", "ok", None, None)
     o = parse_event({"type": "outcome", "request_id": "r1", "name": "click"})
     assert isinstance(o, OutcomeEvent) and o.value == 1.0
-
-
-@pytest.mark.parametrize(
-    ("raw", "field", "message"),
-    [
-        (
-            {**EXPOSURE, "variant": 3},
-            "variant",
-            r"event 4: field 'variant': .*got 3\. Fix: send a string",
-        ),
-        (
-            {"type": "exposure", "experiment": "x", "variant": "a"},
-            "unit_id",
-            r"field 'unit_id': Field required\. Fix: add the field",
-        ),
-        ({**EXPOSURE, "unit_id": "  "}, "unit_id", r"Fix: send a non-empty string"),
-        ({**EXPOSURE, "colour": "red"}, "colour", r"Fix: remove the field"),
-        (
-            {**PREDICTION, "role": "canary"},
-            "role",
-            r"'served' or 'shadow'.*Fix: use one of the allowed values",
-        ),
-        ({**PREDICTION, "latency_ms": -1}, "latency_ms", r"Fix: send a value >= 0"),
-        ({**PREDICTION, "latency_ms": "fast"}, "latency_ms", r"got \"fast\"\. Fix: send a number"),
-        ({**OUTCOME, "value": float("inf")}, "value", r"Fix: send a finite number"),
-        (
-            {"type": "outcome", "name": "click"},
-            "unit_id",
-            r"needs unit_id or request_id .*Fix: add unit_id or request_id",
-        ),
-        ({**OUTCOME, "timestamp": "yesterday"}, "timestamp", r"Fix: send an ISO 8601 timestamp"),
-        (
-            {**EXPOSURE, "attributes": {"x": float("nan")}},
-            "attributes",
-            r"attribute 'x' is nan\. Fix",
-        ),
-        (
-            {**EXPOSURE, "attributes": {"x": [1, 2]}},
-            "attributes.x",
-            r"field 'attributes\.x': .*got \[1, 2\]\. Fix: flatten",
-        ),
-        ({**EXPOSURE, "experiment": "a\x00b"}, "experiment", r"Fix: remove NUL characters"),
-        (
-            {**EXPOSURE, "type": "click"},
-            "type",
-            r"'type' must be one of exposure, prediction, outcome; got 'click'",
-        ),
-        ("not an object", "event", r"must be a JSON object; got str"),
-    ],
-)
-def test_bad_events_name_index_field_and_fix(raw: object, field: str, message: str) -> None:
-    with pytest.raises(EventValidationError, match=message):
-        parse_event(raw, index=4)
-    accepted, rejected = validate_events([EXPOSURE, raw, OUTCOME])
-    assert [i for i, _ in accepted] == [0, 2]
-    assert len(rejected) == 1 and rejected[0].index == 1
-    assert rejected[0].field.startswith(field)
-
-
-def test_rejection_carries_the_client_id() -> None:
-    _, rejected = validate_events([{**EXPOSURE, "event_id": "mine", "variant": None}])
-    assert rejected[0].to_dict() == {
-        "index": 0,
-        "event_id": "mine",
-        "field": "variant",
-        "reason": rejected[0].reason,
-    }
-
-
-def test_default_type_applies_only_when_absent() -> None:
-    accepted, _ = validate_events([{"unit_id": "u", "name": "n"}], default_type="outcome")
-    assert isinstance(accepted[0][1], OutcomeEvent)
-    _, rejected = validate_events([{"unit_id": "u", "name": "n"}])
-    assert "'type' must be one of" in rejected[0].reason
 
 
 def test_record_batch_matches_schema_and_values() -> None:
@@ -216,3 +143,7 @@ def test_schemas_are_the_documented_contract() -> None:
     ]
     nullable = {f.name for f in SCHEMAS["predictions"] if f.nullable}
     assert nullable == {"unit_id", "experiment", "variant", "score"}
+
+
+def test_docstring_examples() -> None:
+    assert doctest.testmod(events_module).failed == 0

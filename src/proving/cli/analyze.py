@@ -92,7 +92,9 @@ def render(result: AnalysisResult, console: Console) -> None:
             continue
         verdict = "[red]MISMATCH[/]" if srm.alarm else "[green]ok[/]"
         counts = ", ".join(f"{v}={o:g}" for v, o in zip(srm.variants, srm.observed, strict=True))
-        console.print(f"SRM check ({where}): {verdict} p = {_pfmt(srm.p_value)} ({counts})")
+        p = _pfmt(srm.p_value)
+        p = p if p.startswith("<") else f"= {p}"
+        console.print(f"SRM check ({where}): {verdict} p {p} ({counts})")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
 

@@ -23,13 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from proving.errors import StatsInputError
-from proving.stats.power import (
-    PlanMetric,
-    PowerResult,
-    achieved_power,
-    minimum_detectable_effect,
-    sample_size,
-)
+from proving.stats.plan_metric import PlanMetric
+from proving.stats.power import PowerResult, achieved_power, minimum_detectable_effect, sample_size
 
 _FLAGS = {
     "n_total": "--n-total",

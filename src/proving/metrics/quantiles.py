@@ -67,7 +67,9 @@ def observations(
     if metric.quantile.level == "unit":
         t = metric_units(engine, spec, metric, units, end=end)
         return t.select("unit_id", *keep, v=t.y)
-    ev = measure_events(engine, metric.numerator_measure(), end=end)
+    ev = measure_events(
+        engine, metric.numerator_measure(), end=end, by_request=spec.outcomes_by_request
+    )
     window = (metric.window.start, metric.window.end)
     j = windowed_events(ev, units, after=window, keep=keep)
     j = j.filter(j.v.notnull())

@@ -27,7 +27,12 @@ from functools import reduce
 import ibis
 import ibis.expr.types as ir
 
-from proving.metrics.compile import filter_predicate, interval_literal, segment_column
+from proving.metrics.compile import (
+    event_table,
+    filter_predicate,
+    interval_literal,
+    segment_column,
+)
 from proving.metrics.definitions import MeasureSpec, MetricSpec, MetricsSpec
 from proving.metrics.engines import MetricsEngine
 
@@ -73,7 +78,18 @@ def measure_predicate(t: ir.Table, measure: MeasureSpec) -> ir.BooleanValue | No
     return reduce(lambda a, b: a & b, conds) if conds else None
 
 
+_US = 1_000_000
+
+
 def _window(j: ir.Table, part: Part) -> ir.BooleanValue:
+    if "rel_us" in j.columns:  # microseconds since first exposure, as an integer
+        rel = j.rel_us
+        if part.before is not None:
+            return (rel >= -int(part.before.total_seconds()) * _US) & (rel < 0)
+        assert part.after is not None
+        lo, hi = part.after
+        cond = rel >= int(lo.total_seconds()) * _US
+        return cond & (rel < int(hi.total_seconds()) * _US) if hi is not None else cond
     fe = j.first_exposure
     if part.before is not None:
         return (j.timestamp >= fe - interval_literal(part.before)) & (j.timestamp < fe)
@@ -120,7 +136,7 @@ def unit_values(
         for part in metric_parts(metric):
             by_source.setdefault(part.measure.source, []).append((column_name(i, part.name), part))
     for source, parts in sorted(by_source.items()):
-        ev = engine.table(source)
+        ev = event_table(engine, source, by_request=spec.outcomes_by_request)
         ev = ev.filter(ev.unit_id.notnull())
         if end is not None:
             ev = ev.filter(ev.timestamp < ibis.literal(end))
@@ -129,6 +145,9 @@ def unit_values(
         if len(needed) == len(preds):  # read only the rows some part needs
             ev = ev.filter(reduce(lambda a, b: a | b, needed))
         j = ev.join(units.select("unit_id", "first_exposure"), "unit_id")
+        ts_us, fe_us = engine.micros(j.timestamp), engine.micros(j.first_exposure)
+        if ts_us is not None and fe_us is not None:
+            j = j.mutate(rel_us=ts_us - fe_us)
         values = j.group_by("unit_id").aggregate(
             **{name: _aggregate(j, part) for name, part in parts}
         )

@@ -36,9 +36,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,6 +63,7 @@ from proving.serve.protocol import (
     RankRequest,
     RankResponse,
 )
+from proving.serve.recorder import warm_up_events
 from proving.serve.reload import SpecWatcher
 from proving.spec.experiment import ExperimentSpec
 from proving.telemetry.ingest import IngestConfig, create_ingest_app
@@ -84,7 +85,9 @@ def request_id_of(header: str | None) -> str:
     """The request id: the header's if it is a plain token, else a new one."""
     if header and _REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    # 128 random bits from the process's PRNG (seeded from os.urandom at start): unique
+    # enough for a join key and ~10x cheaper than uuid4 under load (no syscall per id).
+    return f"{random.getrandbits(128):032x}"
 
 
 def _location(loc: Sequence[Any]) -> str:
@@ -268,6 +271,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Warm up: the first Arrow conversion imports heavy modules; pay it now, not while
+        # the writer thread holds the GIL during the first requests.
+        await asyncio.to_thread(warm_up_events)
         await gateway.start()
         if spec_paths:
             watcher.start()

@@ -204,7 +204,13 @@ class SklearnBackend(ModelBackend):
     def _run(self, rows: list[list[Any]]) -> list[Any]:
         import numpy as np
 
-        out = np.asarray(getattr(self.estimator, self.method)(np.asarray(rows, dtype=float)))
+        data: Any = np.asarray(rows, dtype=float)
+        if getattr(self.estimator, "feature_names_in_", None) is not None:
+            # Fitted on a DataFrame: pass one with the same columns (sklearn checks names).
+            import pandas as pd
+
+            data = pd.DataFrame(data, columns=self.feature_order)
+        out = np.asarray(getattr(self.estimator, self.method)(data))
         if self.method == "predict_proba" and out.ndim == 2 and out.shape[1] == 2:
             out = out[:, 1]
         return cast(list[Any], out.tolist())

@@ -11,15 +11,16 @@ joins on it.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from proving.assign.assignment import Assignment
 from proving.serve.observability import GatewayMetrics
-from proving.telemetry.events import ExposureEvent, PredictionEvent
+from proving.telemetry.events import ExposureEvent, PredictionEvent, to_record_batch
 from proving.telemetry.writer import BatchWriter
 
-__all__ = ["ModelCall", "Recorder"]
+__all__ = ["ModelCall", "Recorder", "event_id", "warm_up_events"]
 
 CallStatus = Literal["ok", "error", "timeout", "fallback"]
 Role = Literal["served", "shadow"]
@@ -41,6 +42,21 @@ class ModelCall:
     def ok(self) -> bool:
         """The call returned an output."""
         return self.status == "ok"
+
+
+def event_id() -> str:
+    """A random 128-bit event id (the process PRNG: no system call on the hot path)."""
+    return f"{random.getrandbits(128):032x}"
+
+
+def warm_up_events() -> None:
+    """Convert one event of each kind to Arrow, so the imports happen at startup."""
+    to_record_batch("exposures", [ExposureEvent(experiment="w", variant="w", unit_id="w")])
+    to_record_batch(
+        "predictions",
+        [PredictionEvent(request_id="w", deployment="w", model="w", model_version="w",
+                         latency_ms=0.0)],
+    )  # fmt: skip
 
 
 def _score(output: Any) -> float | None:
@@ -75,6 +91,7 @@ class Recorder:
             return
         self.writer.emit(
             ExposureEvent(
+                event_id=event_id(),
                 experiment=assignment.experiment,
                 variant=assignment.variant,
                 unit_id=assignment.unit_id,
@@ -102,6 +119,7 @@ class Recorder:
             logged = features if isinstance(features, dict) else {"instance": features}
         try:
             event = PredictionEvent(
+                event_id=event_id(),
                 request_id=request_id,
                 unit_id=unit_id,
                 deployment=deployment,

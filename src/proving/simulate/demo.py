@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proving.simulate.experiment import METRIC_KINDS, SimulatedExperiment, simulate_experiment
+from proving.simulate.live_demo import LiveDemoResult, run_live_demo
 from proving.stats.analyze import analyze
 from proving.stats.monitor import MonitorLook, MonitorSpec, SequentialMonitor
 from proving.stats.results import ComparisonResult, ResultBase
@@ -80,6 +81,7 @@ class DemoReport(ResultBase):
     monitor_true_lift: float
     monitor: tuple[MonitorLook, ...]
     warnings: tuple[str, ...] = field(default=())
+    live: LiveDemoResult | None = None
 
     @property
     def stopped_at(self) -> MonitorLook | None:
@@ -117,9 +119,19 @@ def monitor_daily(
 
 
 def run_demo(
-    n_units: int = 200_000, *, seed: int = 2026, progress: Progress | None = None
+    n_units: int = 200_000,
+    *,
+    seed: int = 2026,
+    progress: Progress | None = None,
+    live: bool = False,
+    live_requests: int = 5_000,
 ) -> DemoReport:
-    """Simulate an experiment with known lifts, analyse it with and without CUPED."""
+    """Simulate an experiment with known lifts, analyse it with and without CUPED.
+
+    With ``live=True`` the report also holds the live loop
+    (:func:`~proving.simulate.live_demo.run_live_demo`): about ``live_requests`` real HTTP
+    requests to a gateway subprocess, a shadow phase then an A/B phase.
+    """
     say = progress or (lambda _message: None)
     say(f"simulating {n_units:,} users with known lifts")
     world = simulate_experiment(n_units, seed=seed)
@@ -155,4 +167,5 @@ def run_demo(
         monitor_true_lift=world.truth.get("revenue", 0.0),
         monitor=looks,
         warnings=tuple(with_cuped.warnings),
+        live=run_live_demo(live_requests, seed=seed, progress=say) if live else None,
     )

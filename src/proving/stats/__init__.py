@@ -22,13 +22,8 @@ from proving.stats.noninferiority import (
     noninferiority_check,
     noninferiority_from_comparison,
 )
-from proving.stats.power import (
-    PlanMetric,
-    PowerResult,
-    achieved_power,
-    minimum_detectable_effect,
-    sample_size,
-)
+from proving.stats.plan_metric import PlanMetric
+from proving.stats.power import PowerResult, achieved_power, minimum_detectable_effect, sample_size
 from proving.stats.priors import NormalPrior, fit_prior
 from proving.stats.quantiles import QuantileStats, compare_quantiles
 from proving.stats.ratio import linearize, ratio_moments

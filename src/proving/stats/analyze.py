@@ -33,13 +33,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from proving.errors import StatsInputError
+from proving.stats.columns import ArmColumns, first_appearance, read_columns
 from proving.stats.cuped import cuped_adjust
 from proving.stats.effects import EffectArrays, compare, validate_options, variance_components
 from proving.stats.multiple import adjust
@@ -47,14 +48,13 @@ from proving.stats.ratio import LinearizedArms, linearize
 from proving.stats.results import (
     Alternative,
     AnalysisResult,
-    ComparisonResult,
     Effect,
     Family,
     Method,
     RelativeMethod,
 )
 from proving.stats.srm import srm_check
-from proving.stats.table import ArmColumns, ArmRow, TableSource, read_columns
+from proving.stats.table import ArmRow, TableSource
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -104,63 +104,76 @@ class _Layout:
     """Arms in analysis order: group by group (experiment, metric, segment), control first.
 
     ``order[i]`` is the table row of position ``i``; ``group[i]`` its group; a group's arms
-    occupy positions ``first[g] .. first[g] + size[g] - 1``.
+    occupy positions ``first[g] .. first[g] + size[g] - 1``; ``head[g]`` is the group's
+    first table row (its keys). ``shape[r]`` codes a row's (kind, covariate names).
     """
 
     order: IntArray
     group: IntArray
     first: IntArray
     size: IntArray
+    head: IntArray
     has_control: BoolArray
-    keys: list[tuple[str, str, str]]
+    shape: IntArray
     cuped: BoolArray
-    covariates: list[tuple[str, ...]]
-    warnings: list[tuple[str, ...]]
+    covariates: IntArray  # per group: index into covariate_sets, -1 without CUPED
+    covariate_sets: list[tuple[str, ...]]
+    warnings: dict[int, tuple[str, ...]]
 
 
-def _factorize(keys: Sequence[Any]) -> tuple[IntArray, list[Any]]:
-    """Integer codes in order of first appearance, and the distinct keys."""
-    index: dict[Any, int] = {}
-    codes = [index.setdefault(k, len(index)) for k in keys]
-    return np.array(codes, dtype=np.intp), list(index)
+def _group_codes(cols: ArmColumns, names: Sequence[str]) -> IntArray:
+    """One int64 key per row combining the codes of the text columns ``names``."""
+    key = np.zeros(len(cols), dtype=np.int64)
+    for name in names:
+        codes, values = cols.codes(name)
+        key = key * max(len(values), 1) + codes
+    return key
 
 
 def _layout(cols: ArmColumns, control: str) -> _Layout:
     """Group the rows, control first, checking that the arms of a group agree."""
-    gid, keys = _factorize(list(zip(cols.experiment, cols.metric, cols.segment, strict=True)))
-    is_control = np.array([v == control for v in cols.variant], dtype=bool)
+    gid, head = first_appearance(_group_codes(cols, ("experiment", "metric", "segment")))
+    variant_codes, variants = cols.codes("variant")
+    is_control = (
+        variant_codes == variants.index(control)
+        if control in variants
+        else np.zeros(len(cols), dtype=bool)
+    )
     if len(cols) and not is_control.any():
         raise StatsInputError(
             f"no arm is named {control!r} (the control); variants in the table are "
-            f"{sorted(set(cols.variant))}. Pass control=<name> (CLI: --control NAME)."
+            f"{sorted(set(variants))}. Pass control=<name> (CLI: --control NAME)."
         )
     # Stable sort: groups in order of appearance, the control first inside each group.
     order = np.lexsort((~is_control, gid)).astype(np.intp)
-    size = np.bincount(gid, minlength=len(keys)).astype(np.intp)
+    size = np.bincount(gid, minlength=head.size).astype(np.intp)
     first = np.cumsum(size) - size
     group = gid[order]
-    shape, shapes = _factorize(list(zip(cols.kind, cols.covariate_names, strict=True)))
+    shape = _group_codes(cols, ("kind", "covariate_names")).astype(np.intp)
     mixed = shape[order] != shape[order[first[group]]]
     if mixed.any():
         g = int(group[np.argmax(mixed)])
-        found = sorted({shapes[shape[i]] for i in order[group == g].tolist()})
-        exp, metric, seg = keys[g]
+        rows = order[group == g].tolist()
+        found = sorted({(cols.kind[i], cols.covariate_names[i]) for i in rows})
+        h = int(head[g])
         raise StatsInputError(
-            f"experiment {exp!r}, metric {metric!r}, segment {seg!r}: arms disagree on "
-            f"the kind or the covariates {found}; every arm of a metric needs the same kind "
-            "and the same covariates."
+            f"experiment {cols.experiment[h]!r}, metric {cols.metric[h]!r}, segment "
+            f"{cols.segment[h]!r}: arms disagree on the kind or the covariates {found}; every "
+            "arm of a metric needs the same kind and the same covariates."
         )
-    n_groups = len(keys)
+    n_groups = head.size
     return _Layout(
         order=order,
         group=group,
         first=first,
         size=size,
+        head=head,
         has_control=is_control[order[first]] if n_groups else np.zeros(0, dtype=bool),
-        keys=keys,
+        shape=shape,
         cuped=np.zeros(n_groups, dtype=bool),
-        covariates=[()] * n_groups,
-        warnings=[()] * n_groups,
+        covariates=np.full(n_groups, -1, dtype=np.intp),
+        covariate_sets=[],
+        warnings={},
     )
 
 
@@ -177,20 +190,26 @@ class _Arms:
     not_binary: BoolArray
 
 
+def _kind_mask(cols: ArmColumns, kind: str) -> BoolArray:
+    codes, values = cols.codes("kind")
+    return np.array([v == kind for v in values], dtype=bool)[codes]
+
+
 def _arm_checks(cols: ArmColumns, order: IntArray) -> tuple[npt.NDArray[np.object_], BoolArray]:
     """Kind-specific problems compare() cannot see: reasons and the non-0/1 proportion flag."""
-    kind = np.array(cols.kind, dtype=object)[order]
-    variant = np.array(cols.variant, dtype=object)[order]
     n, s = cols.n[order], cols.sum[order]
     reason = np.full(order.size, None, dtype=object)
-    zero_d = (kind == "ratio") & (cols.denominator_sum[order] == 0)
-    proportion = kind == "proportion"
-    outside = proportion & (n > 0) & ~((s >= 0) & (s <= n))
-    for i in np.nonzero(zero_d)[0]:
-        reason[i] = f"the denominator sum of variant {variant[i]!r} is 0; the ratio is undefined"
-    for i in np.nonzero(outside)[0]:
+    zero_d = _kind_mask(cols, "ratio")[order] & (cols.denominator_sum[order] == 0)
+    proportion = _kind_mask(cols, "proportion")[order]
+    with np.errstate(invalid="ignore"):
+        outside = proportion & (n > 0) & ~((s >= 0) & (s <= n))
+    for i in np.nonzero(zero_d)[0].tolist():
+        variant = cols.variant[order[i]]
+        reason[i] = f"the denominator sum of variant {variant!r} is 0; the ratio is undefined"
+    for i in np.nonzero(outside)[0].tolist():
         reason[i] = (
-            f"variant {variant[i]!r}: the proportion sum/n = {s[i]}/{n[i]} is outside [0, 1]"
+            f"variant {cols.variant[order[i]]!r}: the proportion sum/n = {s[i]}/{n[i]} is "
+            "outside [0, 1]"
         )
     return reason, proportion & (cols.sum_squares[order] != s)
 
@@ -209,20 +228,12 @@ def _estimate_arms(cols: ArmColumns, lay: _Layout, use_cuped: bool) -> _Arms:
         reason=reason,
         not_binary=not_binary,
     )
-    heads = lay.order[lay.first]
-    shape = [
-        (cols.kind[h] == "ratio", 0 if cols.kind[h] == "proportion" else 1,
-         cols.covariate_names[h])
-        for h in heads.tolist()
-    ]  # fmt: skip
-    batches: dict[tuple[bool, int, tuple[str, ...]], list[int]] = {}
-    for g, key in enumerate(shape):
-        batches.setdefault(key, []).append(g)
-    for (ratio, ddof, names), groups in batches.items():
-        k = len(names)
-        in_batch = np.zeros(len(lay.size), dtype=bool)
-        in_batch[groups] = True
-        pos = np.nonzero(in_batch[lay.group])[0]
+    group_shape = lay.shape[lay.head]
+    for code in np.unique(group_shape).tolist():
+        h = int(lay.head[np.argmax(group_shape == code)])
+        kind, names = cols.kind[h], cols.covariate_names[h]
+        ratio, ddof, k = kind == "ratio", 0 if kind == "proportion" else 1, len(names)
+        pos = np.nonzero(group_shape[lay.group] == code)[0]
         with np.errstate(all="ignore"):
             lin = linearize(*cols.moments(lay.order[pos], ratio=ratio, k=k), ratio=ratio, ddof=ddof)
         arms.raw_est[pos], arms.raw_var[pos] = lin.estimate, lin.variance
@@ -240,14 +251,16 @@ def _apply_cuped(
     with np.errstate(all="ignore"):
         cup = cuped_adjust(lin, local, names=names)
     lay.cuped[groups] = cup.adjusted
-    kept_names: dict[tuple[bool, ...], tuple[str, ...]] = {}
-    for j, (g, kept) in enumerate(zip(groups.tolist(), cup.kept.tolist(), strict=True)):
-        if cup.warnings[j]:
-            lay.warnings[g] = tuple(cup.warnings[j])
-        key = tuple(kept)
-        if key not in kept_names:
-            kept_names[key] = tuple(c for c, k in zip(names, kept, strict=True) if k)
-        lay.covariates[g] = kept_names[key]
+    # The kept covariates per group as one bit pattern, then one names tuple per pattern.
+    bits = np.asarray(cup.kept, dtype=np.int64) @ (1 << np.arange(len(names), dtype=np.int64))
+    patterns, which = np.unique(bits, return_inverse=True)
+    offset = len(lay.covariate_sets)
+    for p in patterns.tolist():
+        lay.covariate_sets.append(tuple(c for j, c in enumerate(names) if p >> j & 1))
+    lay.covariates[groups] = offset + which.reshape(-1)
+    for j, w in enumerate(cup.warnings):
+        if w:
+            lay.warnings[int(groups[j])] = tuple(w)
     use = lay.cuped[lay.group[pos]]
     arms.adj_est[pos[use]] = cup.estimate[use]
     arms.adj_var[pos[use]] = cup.variance[use]
@@ -299,10 +312,8 @@ def _effects(
     return adj, a_t + a_c
 
 
-def _warnings(
-    arms: _Arms, lay: _Layout, c: IntArray, t: IntArray, opts: _Options
-) -> list[tuple[str, ...]]:
-    """Caveats per comparison, computed as masks over all comparisons at once."""
+def _warning_masks(arms: _Arms, c: IntArray, t: IntArray, opts: _Options) -> BoolArray:
+    """Which of :data:`_CAVEATS` apply to each comparison, as masks ``(3, comparisons)``."""
     cc = np.maximum(c, 0)
     with np.errstate(invalid="ignore"):
         unreliable = (
@@ -311,21 +322,18 @@ def _warnings(
             & (np.abs(arms.adj_est[cc]) < _CONTROL_MEAN_SE * np.sqrt(arms.adj_var[cc]))
         )
     small_z = (opts.method == "z") & (np.minimum(arms.n[cc], arms.n[t]) < 30)
-    texts = (
-        f"the control mean is within {_CONTROL_MEAN_SE:g} standard errors of 0, so the "
-        "relative interval is unreliable; prefer effect='absolute'",
-        "the z test with fewer than 30 units in an arm; prefer method='welch'",
-        "kind is 'proportion' but sum_squares != sum, so the values are not all 0/1; use "
-        "kind 'mean' for a continuous metric",
-    )
-    masks = np.stack([unreliable, small_z, arms.not_binary[cc] | arms.not_binary[t]]) & (c >= 0)
-    out = [lay.warnings[g] for g in lay.group[t].tolist()]
-    for i in np.nonzero(masks.any(axis=0))[0].tolist():
-        out[i] = out[i] + tuple(text for text, m in zip(texts, masks[:, i], strict=True) if m)
-    return out
+    not_binary = arms.not_binary[cc] | arms.not_binary[t]
+    return np.stack([unreliable, small_z, not_binary]) & (c >= 0)
 
 
-_FIELDS = tuple(f.name for f in fields(ComparisonResult))
+_CAVEATS = (
+    f"the control mean is within {_CONTROL_MEAN_SE:g} standard errors of 0, so the "
+    "relative interval is unreliable; prefer effect='absolute'",
+    "the z test with fewer than 30 units in an arm; prefer method='welch'",
+    "kind is 'proportion' but sum_squares != sum, so the values are not all 0/1; use "
+    "kind 'mean' for a continuous metric",
+)
+_SRM_NOTE = "sample ratio mismatch; see srm"
 
 
 def _plain(values: FloatArray, keep: BoolArray | None = None) -> list[float | None]:
@@ -336,98 +344,130 @@ def _plain(values: FloatArray, keep: BoolArray | None = None) -> list[float | No
     return cast(list[float | None], out.tolist())
 
 
-def _build(
-    cols: ArmColumns,
-    lay: _Layout,
-    arms: _Arms,
-    pairs: tuple[IntArray, IntArray],
-    effects: tuple[EffectArrays, FloatArray],
-    opts: _Options,
-    families: Mapping[str, Family],
-) -> list[ComparisonResult]:
-    """One ComparisonResult per comparison, assembled column by column."""
-    (c, t), (adj, raw_variance) = pairs, effects
-    size = t.size
-    cc = np.maximum(c, 0)
-    has_c = c >= 0
-    g = lay.group[t]
-    answered = adj.reason == None  # noqa: E711
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # On the tested scale (log for relative_method="log", where std_err is rescaled).
-        scale = (
-            1.0 + adj.estimate
-            if opts.relative_method == "log" and opts.effect == "relative"
-            else 1.0
-        )
-        reduction = 1.0 - (adj.std_err / scale) ** 2 / raw_variance
-    c_rows, t_rows = lay.order[cc].tolist(), lay.order[t].tolist()
-    keys = [lay.keys[j] for j in g.tolist()]
-    cuped = lay.cuped[g]
-    family = [
-        families.get(k[1]) or cols.family[tr] or (cols.family[cr] if h else None) or "primary"
-        for k, tr, cr, h in zip(keys, t_rows, c_rows, has_c.tolist(), strict=True)
-    ]
-    column: dict[str, Any] = {
-        "experiment": [k[0] for k in keys],
-        "metric": [k[1] for k in keys],
-        "segment": [k[2] for k in keys],
-        "variant": [cols.variant[r] for r in t_rows],
-        "control": [opts.control] * size,
-        "kind": [cols.kind[r] for r in t_rows],
-        "effect": [opts.effect] * size,
-        "relative_method": [opts.relative_method] * size,
-        "method": [opts.method] * size,
-        "alternative": [opts.alternative] * size,
-        "alpha": [opts.alpha] * size,
-        "control_mean": _plain(arms.adj_est[cc], has_c),
-        "treatment_mean": _plain(arms.adj_est[t]),
-        "n_control": _plain(arms.n[cc], has_c),
-        "n_treatment": _plain(arms.n[t]),
-        "cuped": cuped.tolist(),
-        "covariates": [lay.covariates[j] if lay.cuped[j] else () for j in g.tolist()],
-        "variance_reduction": _plain(reduction, cuped & answered),
-        "family": family,
-        "reason": adj.reason.tolist(),
-        "warnings": _warnings(arms, lay, c, t, opts),
-    }
-    for name in ("estimate", "std_err", "df", "statistic", "p_value", "ci_lower", "ci_upper"):
-        column[name] = _plain(getattr(adj, name))
-    for name in _FIELDS:
-        if name not in column:
-            column[name] = [getattr(_DEFAULT, name)] * size
-    out = []
-    new, set_attr, cls = object.__new__, object.__setattr__, ComparisonResult
-    for row in zip(*(column[name] for name in _FIELDS), strict=True):
-        # Every field is set from the columns, so skipping __init__ (and the frozen
-        # dataclass's per-field object.__setattr__) is safe; the result is still frozen.
-        obj = new(cls)
-        set_attr(obj, "__dict__", dict(zip(_FIELDS, row, strict=True)))
-        out.append(obj)
-    return out
+@dataclass
+class _ResultColumns:
+    """Everything an analysis computed, as arrays; called, the ComparisonResult columns.
+
+    :func:`analyze` returns ``AnalysisResult.from_columns(_ResultColumns(...))``: turning
+    arrays into per-comparison Python values (and objects) is done when asked for.
+    """
+
+    cols: ArmColumns
+    lay: _Layout
+    arms: _Arms
+    c: IntArray
+    t: IntArray
+    adj: EffectArrays
+    raw_variance: FloatArray
+    opts: _Options
+    families: Mapping[str, Family]
+    caveats: BoolArray  # (3, comparisons), see _CAVEATS
+    srm_alarm: BoolArray  # per comparison
+
+    def __call__(self) -> dict[str, list[Any]]:
+        cols, lay, arms, opts, adj = self.cols, self.lay, self.arms, self.opts, self.adj
+        c, t = self.c, self.t
+        size = t.size
+        cc = np.maximum(c, 0)
+        has_c = c >= 0
+        g = lay.group[t]
+        answered = adj.reason == None  # noqa: E711
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # On the tested scale (log for relative_method="log", where std_err is rescaled).
+            log = opts.relative_method == "log" and opts.effect == "relative"
+            scale = 1.0 + adj.estimate if log else 1.0
+            reduction = 1.0 - (adj.std_err / scale) ** 2 / self.raw_variance
+        heads, t_rows = lay.head[g], lay.order[t]
+        cuped = lay.cuped[g]
+        sets = np.empty(len(lay.covariate_sets) + 1, dtype=object)
+        sets[-1] = ()
+        for i, names in enumerate(lay.covariate_sets):
+            sets[i] = names
+        covariates = sets[np.where(cuped, lay.covariates[g], -1)]
+        column: dict[str, Any] = {
+            "experiment": _take(cols.experiment, heads),
+            "metric": _take(cols.metric, heads),
+            "segment": _take(cols.segment, heads),
+            "variant": _take(cols.variant, t_rows),
+            "control": [opts.control] * size,
+            "kind": _take(cols.kind, t_rows),
+            "effect": [opts.effect] * size,
+            "relative_method": [opts.relative_method] * size,
+            "method": [opts.method] * size,
+            "alternative": [opts.alternative] * size,
+            "alpha": [opts.alpha] * size,
+            "control_mean": _plain(arms.adj_est[cc], has_c),
+            "treatment_mean": _plain(arms.adj_est[t]),
+            "n_control": _plain(arms.n[cc], has_c),
+            "n_treatment": _plain(arms.n[t]),
+            "cuped": cuped.tolist(),
+            "covariates": covariates.tolist(),
+            "variance_reduction": _plain(reduction, cuped & answered),
+            "family": self._family(heads, t_rows, lay.order[cc], has_c),
+            "reason": adj.reason.tolist(),
+            "warnings": self._warnings(g),
+        }
+        for name in ("estimate", "std_err", "df", "statistic", "p_value", "ci_lower", "ci_upper"):
+            column[name] = _plain(getattr(adj, name))
+        return column
+
+    def _family(
+        self, heads: IntArray, t_rows: IntArray, c_rows: IntArray, has_c: BoolArray
+    ) -> list[Any]:
+        """``families`` (by metric) over the treatment row's family over the control's."""
+        fam = np.array(self.cols.family, dtype=object)
+        out = np.where(fam[t_rows] != None, fam[t_rows], fam[c_rows])  # noqa: E711
+        out = np.where(has_c | (fam[t_rows] != None), out, None)  # noqa: E711
+        out = np.where(out == None, "primary", out)  # noqa: E711
+        if self.families:
+            metric = np.array(self.cols.metric, dtype=object)[heads]
+            for name, family in self.families.items():
+                out[metric == name] = family
+        return cast(list[Any], out.tolist())
+
+    def _warnings(self, g: IntArray) -> list[tuple[str, ...]]:
+        """Caveats per comparison: CUPED's (per group), the masks', the SRM note."""
+        out: list[tuple[str, ...]] = [()] * g.size
+        if self.lay.warnings:
+            out = [self.lay.warnings.get(j, ()) for j in g.tolist()]
+        notes = np.concatenate([self.caveats, self.srm_alarm[None, :]])
+        texts = (*_CAVEATS, _SRM_NOTE)
+        for i in np.nonzero(notes.any(axis=0))[0].tolist():
+            out[i] = out[i] + tuple(text for text, m in zip(texts, notes[:, i], strict=True) if m)
+        return out
 
 
-_DEFAULT = ComparisonResult(metric="", variant="")
+def _take(values: list[Any], rows: IntArray) -> list[Any]:
+    """``[values[r] for r in rows]`` by numpy indexing."""
+    table = np.empty(len(values), dtype=object)
+    table[:] = values
+    return cast(list[Any], table[rows].tolist())
 
 
 def _srm(
     cols: ArmColumns, lay: _Layout, weights: Mapping[str, float] | None, threshold: float
-) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
-    """One SRM check per (experiment, segment) on the largest n per variant."""
-    order = lay.order.tolist()
-    combo, combos = _factorize(
-        [(cols.experiment[i], cols.segment[i], cols.variant[i]) for i in order]
-    )
+) -> tuple[list[Any], list[tuple[str, str]], list[str], IntArray]:
+    """One SRM check per (experiment, segment) on the largest n per variant.
+
+    Also returns, per position, the index of its SRM result (-1 where there is none).
+    """
+    scope_key = _group_codes(cols, ("experiment", "segment"))[lay.order]
+    variant_codes, variants_all = cols.codes("variant")
+    key = scope_key * max(len(variants_all), 1) + variant_codes[lay.order]
+    combo, first = first_appearance(key)  # (experiment, segment, variant) by first position
     # The largest n per variant, ignoring NaN unless every count is NaN (srm_check explains).
-    largest = np.full(len(combos), np.nan)
+    largest = np.full(first.size, np.nan)
     np.fmax.at(largest, combo, cols.n[lay.order])
-    counts: dict[tuple[str, str], dict[str, float]] = {}
-    for (exp, seg, variant), n in zip(combos, largest.tolist(), strict=True):
-        counts.setdefault((exp, seg), {})[variant] = n
+    scope, scope_first = first_appearance(scope_key[first])
     results, scopes, warns = [], [], []
-    for (exp, seg), per in counts.items():
-        if len(per) < 2:
+    index = np.full(scope_first.size, -1, dtype=np.intp)
+    for s in range(scope_first.size):
+        members = np.nonzero(scope == s)[0]
+        if members.size < 2:
             continue
-        variants = list(per)
+        row = int(lay.order[first[members[0]]])
+        exp, seg = cols.experiment[row], cols.segment[row]
+        variants = [cols.variant[int(lay.order[first[j]])] for j in members.tolist()]
         w = None
         if weights is not None:
             missing = [v for v in variants if v not in weights]
@@ -437,16 +477,17 @@ def _srm(
                     f"every variant ({variants})."
                 )
             w = [float(weights[v]) for v in variants]
-        res = srm_check([per[v] for v in variants], w, threshold=threshold, variants=variants)
+        res = srm_check(largest[members].tolist(), w, threshold=threshold, variants=variants)
+        index[s] = len(results)
         results.append(res)
         scopes.append((exp, seg))
         if res.alarm:
             warns.append(
                 f"sample ratio mismatch in experiment {exp!r}, segment {seg!r} "
-                f"(p = {res.p_value if res.p_value is not None else 'n/a'}): "
+                f"(p = {res.p_value if res.p_value is None else f'{res.p_value:.3g}'}): "
                 "the effects of this experiment are suspect until the cause is found"
             )
-    return results, scopes, warns
+    return results, scopes, warns, index[scope[combo]]
 
 
 def analyze(
@@ -534,19 +575,26 @@ def _analyze(
     c, t = _pairs(lay)
     if not t.size:
         return AnalysisResult(warnings=("no variant to compare with the control",))
-    effects = _effects(arms, lay, c, t, opts)
-    results = _build(cols, lay, arms, (c, t), effects, opts, families or {})
-    srm, scopes, warns = _srm(cols, lay, weights, srm_threshold)
-    alarmed = {s for s, r in zip(scopes, srm, strict=True) if r.alarm}
-    if alarmed:
-        results = [
-            replace(r, warnings=(*r.warnings, "sample ratio mismatch; see srm"))
-            if (r.experiment, r.segment) in alarmed
-            else r
-            for r in results
-        ]
-    if correction != "none":
-        results = adjust(results, method=correction, alpha=opts.alpha)
-    return AnalysisResult(
-        comparisons=tuple(results), srm=tuple(srm), srm_scope=tuple(scopes), warnings=tuple(warns)
+    adj, raw_variance = _effects(arms, lay, c, t, opts)
+    srm, scopes, warns, srm_index = _srm(cols, lay, weights, srm_threshold)
+    alarm = np.array([r.alarm for r in srm] + [False], dtype=bool)[srm_index[t]]
+    columns = _ResultColumns(
+        cols=cols,
+        lay=lay,
+        arms=arms,
+        c=c,
+        t=t,
+        adj=adj,
+        raw_variance=raw_variance,
+        opts=opts,
+        families=families or {},
+        caveats=_warning_masks(arms, c, t, opts),
+        srm_alarm=alarm,
     )
+    result = AnalysisResult.from_columns(
+        columns, srm=tuple(srm), srm_scope=tuple(scopes), warnings=tuple(warns)
+    )
+    if correction != "none":
+        adjusted = adjust(result.comparisons, method=correction, alpha=opts.alpha)
+        result = replace(result, comparisons=tuple(adjusted))
+    return result

@@ -117,7 +117,10 @@ def _intervals(
         hi = centre + q * scale
     lo = np.where([r.alternative == "less" for r in results], -np.inf, lo)
     hi = np.where([r.alternative == "greater" for r in results], np.inf, hi)
-    return np.where(log, np.expm1(lo), lo), np.where(log, np.expm1(hi), hi)
+    # Back from the log scale only on log-ratio rows: expm1 of an absolute or delta-method
+    # bound (say a lift interval reaching 1000) would overflow for nothing.
+    lo[log], hi[log] = np.expm1(lo[log]), np.expm1(hi[log])
+    return lo, hi
 
 
 def _plain(x: float) -> float | None:

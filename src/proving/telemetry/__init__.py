@@ -16,12 +16,11 @@ from proving.telemetry.events import (
     ExposureEvent,
     OutcomeEvent,
     PredictionEvent,
-    Rejection,
     to_record_batch,
-    validate_events,
 )
 from proving.telemetry.privacy import PrivacyPolicy
 from proving.telemetry.store import EventStore, open_store
+from proving.telemetry.validation import Rejection, validate_events
 from proving.telemetry.writer import BatchWriter, WriterOverloadedError
 
 _LAZY = {

@@ -18,6 +18,9 @@ proving when the event enters a store or the writer, never by the client.
 Structured fields (``attributes``, ``features``, ``output``) are stored as JSON strings so
 that every backend (DuckDB, PostgreSQL, Parquet, Spark) holds the same column types.
 
+Raw JSON events become these models in :mod:`proving.telemetry.validation`, which rejects
+bad ones one by one with the field and the fix.
+
 Example:
     >>> e = ExposureEvent(experiment="checkout", variant="b", unit_id="u1")
     >>> batch = to_record_batch("exposures", [e])
@@ -27,12 +30,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 import pyarrow as pa
@@ -41,7 +43,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -210,146 +211,11 @@ class OutcomeEvent(_EventBase):
 
 
 Event: TypeAlias = ExposureEvent | PredictionEvent | OutcomeEvent
-_EVENT_CLASSES: Final[dict[str, type[_EventBase]]] = {
-    "exposure": ExposureEvent,
-    "prediction": PredictionEvent,
-    "outcome": OutcomeEvent,
-}
 
 
 def table_of(event: Event) -> TableName:
     """The table an event is stored in."""
     return TABLE_OF_TYPE[event.type]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why one event of a batch was rejected: its index, the field and the reason."""
-
-    index: int
-    field: str
-    reason: str
-    event_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable form (used in HTTP responses)."""
-        return {
-            "index": self.index,
-            "event_id": self.event_id,
-            "field": self.field,
-            "reason": self.reason,
-        }
-
-
-_FIX_HINTS: Final[dict[str, str]] = {
-    "missing": "add the field",
-    "extra_forbidden": "remove the field (unknown fields are not stored)",
-    "string_type": "send a string",
-    "float_type": "send a number",
-    "float_parsing": "send a number",
-    "finite_number": "send a finite number",
-    "datetime_type": "send an ISO 8601 timestamp such as 2024-05-01T12:00:00Z",
-    "datetime_parsing": "send an ISO 8601 timestamp such as 2024-05-01T12:00:00Z",
-    "datetime_from_date_parsing": "send an ISO 8601 timestamp such as 2024-05-01T12:00:00Z",
-    "literal_error": "use one of the allowed values",
-    "string_too_short": "send a non-empty string",
-    "string_too_long": f"send at most {MAX_ID_LENGTH} characters",
-    "dict_type": "send a JSON object",
-    "greater_than_equal": "send a value >= 0",
-    "string_pattern_mismatch": "remove NUL characters",
-}
-
-
-_TYPE_TAGS: Final = frozenset({"str", "int", "float", "bool", "none", "constrained-str"})
-
-
-def _rejection_from(index: int, raw: Any, exc: ValidationError) -> Rejection:
-    first = exc.errors(include_url=False)[0]
-    parts: list[str] = []
-    for part in first["loc"]:
-        # Union members add type tags (str, constrained-str, ...) to the location: stop there.
-        if isinstance(part, str) and (part in _TYPE_TAGS or "[" in part):
-            break
-        parts.append(str(part))
-    location = ".".join(parts) or "event"
-    message = first["msg"]
-    if location.startswith("attributes.") and len(parts) == 2:
-        got = json.dumps(first.get("input"), default=str)[:80]
-        message = f"attribute values must be a string, number, boolean or null; got {got}"
-        tail = ". Fix: flatten the value into scalar attributes."
-    elif first["type"] == "value_error":
-        # Our own validators write the whole message, fix included; do not echo the input.
-        message = message.removeprefix("Value error, ")
-        if location == "event" and "unit_id or request_id" in message:
-            location = "unit_id"
-        tail = ""
-    else:
-        fix = _FIX_HINTS.get(first["type"], "correct the value")
-        got = json.dumps(first.get("input"), default=str)[:80]
-        got_text = "" if first["type"] == "missing" else f"; got {got}"
-        tail = f"{got_text}. Fix: {fix}."
-    event_id = raw.get("event_id") if isinstance(raw, Mapping) else None
-    return Rejection(
-        index=index,
-        field=location,
-        reason=f"event {index}: field {location!r}: {message}{tail}",
-        event_id=event_id if isinstance(event_id, str) else None,
-    )
-
-
-def parse_event(raw: Any, index: int = 0, default_type: EventType | None = None) -> Event:
-    """Validate one raw event (a JSON object) into its model.
-
-    Args:
-        raw: the decoded JSON object. Its ``type`` field picks the model; where absent,
-            ``default_type`` is used (the ``/v1/outcomes`` endpoint defaults to outcome).
-        index: position in the batch, named in the error.
-        default_type: the type assumed when ``raw`` has no ``type``.
-
-    Raises:
-        EventValidationError: naming the index, the field and the fix.
-    """
-    if not isinstance(raw, Mapping):
-        raise EventValidationError(
-            f"event {index}: must be a JSON object; got {type(raw).__name__}. "
-            "Fix: send each event as an object such as "
-            '{"type": "exposure", "experiment": ..., "variant": ..., "unit_id": ...}.'
-        )
-    kind = raw.get("type", default_type)
-    cls = _EVENT_CLASSES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise EventValidationError(
-            f"event {index}: field 'type' must be one of exposure, prediction, outcome; "
-            f"got {kind!r}. Fix: set 'type'."
-        )
-    try:
-        return cls.model_validate(raw)  # type: ignore[return-value]
-    except ValidationError as exc:
-        raise EventValidationError(_rejection_from(index, raw, exc).reason) from exc
-
-
-def validate_events(
-    raws: Sequence[Any], default_type: EventType | None = None
-) -> tuple[list[tuple[int, Event]], list[Rejection]]:
-    """Validate a batch one event at a time: good events are kept, bad ones explained.
-
-    Returns:
-        ``(accepted, rejected)``: accepted as ``(index, event)`` pairs, rejected as
-        :class:`Rejection` records naming the index, the field and the reason.
-    """
-    accepted: list[tuple[int, Event]] = []
-    rejected: list[Rejection] = []
-    for index, raw in enumerate(raws):
-        try:
-            accepted.append((index, parse_event(raw, index, default_type)))
-        except EventValidationError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ValidationError):
-                rejected.append(_rejection_from(index, raw, cause))
-            else:
-                field = "type" if isinstance(raw, Mapping) else "event"
-                rejected.append(Rejection(index=index, field=field, reason=str(exc)))
-    return accepted, rejected
 
 
 def _json(value: Any) -> str:
@@ -379,49 +245,25 @@ def _attributes_json(attributes: dict[str, Scalar]) -> str:
     return text
 
 
+# Structured fields are stored as JSON text; every other column copies the model's field
+# of the same name, so the schemas above are the one list of columns.
+_ENCODERS: Final[dict[str, Callable[[Any], str]]] = {
+    "attributes": _attributes_json,
+    "features": _json,
+    "output": _json,
+}
+
+
 def _columns(table: TableName, events: Sequence[Event], received_at: datetime) -> dict[str, Any]:
-    received = [received_at] * len(events)
-    if table == "exposures":
-        ex: Sequence[ExposureEvent] = events  # type: ignore[assignment]
-        return {
-            "event_id": [e.event_id for e in ex],
-            "experiment": [e.experiment for e in ex],
-            "variant": [e.variant for e in ex],
-            "unit_id": [e.unit_id for e in ex],
-            "timestamp": [e.timestamp for e in ex],
-            "attributes": [_attributes_json(e.attributes) for e in ex],
-            "received_at": received,
-        }
-    if table == "predictions":
-        pr: Sequence[PredictionEvent] = events  # type: ignore[assignment]
-        return {
-            "event_id": [e.event_id for e in pr],
-            "request_id": [e.request_id for e in pr],
-            "unit_id": [e.unit_id for e in pr],
-            "deployment": [e.deployment for e in pr],
-            "experiment": [e.experiment for e in pr],
-            "variant": [e.variant for e in pr],
-            "model": [e.model for e in pr],
-            "model_version": [e.model_version for e in pr],
-            "role": [e.role for e in pr],
-            "status": [e.status for e in pr],
-            "features": [_json(e.features) for e in pr],
-            "output": [_json(e.output) for e in pr],
-            "score": [e.score for e in pr],
-            "latency_ms": [e.latency_ms for e in pr],
-            "timestamp": [e.timestamp for e in pr],
-            "received_at": received,
-        }
-    oc: Sequence[OutcomeEvent] = events  # type: ignore[assignment]
-    return {
-        "event_id": [e.event_id for e in oc],
-        "unit_id": [e.unit_id for e in oc],
-        "request_id": [e.request_id for e in oc],
-        "name": [e.name for e in oc],
-        "value": [e.value for e in oc],
-        "timestamp": [e.timestamp for e in oc],
-        "received_at": received,
-    }
+    columns: dict[str, list[Any]] = {}
+    for name in SCHEMAS[table].names:
+        if name == "received_at":
+            columns[name] = [received_at] * len(events)
+            continue
+        values = list(map(attrgetter(name), events))
+        encode = _ENCODERS.get(name)
+        columns[name] = values if encode is None else list(map(encode, values))
+    return columns
 
 
 def to_record_batch(
@@ -485,6 +327,10 @@ def conform(table: TableName, data: pa.RecordBatch | pa.Table) -> pa.Table:
             "Fix: build batches with proving.telemetry.events.to_record_batch."
         ) from exc
 
+
+# Re-exported: validation lived here before proving.telemetry.validation. Imported last
+# because validation imports the models above (a cycle that is safe only in this order).
+from proving.telemetry.validation import Rejection, parse_event, validate_events  # noqa: E402
 
 __all__ = [
     "EXPOSURES_SCHEMA",

@@ -62,12 +62,11 @@ from proving.telemetry.events import (
     ExposureEvent,
     OutcomeEvent,
     PredictionEvent,
-    Rejection,
     to_record_batch,
     utc_now,
-    validate_events,
 )
 from proving.telemetry.privacy import PrivacyPolicy
+from proving.telemetry.validation import Rejection, validate_events
 from proving.telemetry.writer import BatchWriter, WriterOverloadedError
 
 logger = logging.getLogger(__name__)

@@ -188,7 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--order", choices=["asc", "desc"], default="asc")
     args = parser.parse_args(argv)
     app = create_model_server(args.bias, args.order)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # A short graceful shutdown: requests held by `hang` mode would otherwise keep it open.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False,
+        timeout_graceful_shutdown=1,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

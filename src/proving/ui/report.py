@@ -104,12 +104,70 @@ def _sequence(report: DemoReport) -> go.Figure:
     return fig
 
 
+def _live(report: DemoReport) -> go.Figure:
+    """The live loop: A/B lifts from the stored events vs truth, and shadow latencies."""
+    from plotly.subplots import make_subplots
+
+    live = report.live
+    assert live is not None
+    fig = make_subplots(
+        rows=1, cols=2, column_widths=[0.6, 0.4],
+        subplot_titles=("A/B phase: relative lift (%) with 95% intervals",
+                        "Shadow phase: model latency logged by the gateway (ms)"),
+    )  # fmt: skip
+    ab = [m for m in live.ab if m.result.estimate is not None]
+    est = [m.result for m in ab]
+    fig.add_trace(
+        go.Scatter(
+            x=[100 * (r.estimate or 0) for r in est],
+            y=[m.metric for m in ab],
+            mode="markers",
+            name="estimate",
+            marker={"color": "#1f77b4", "size": 9},
+            error_x={
+                "type": "data", "symmetric": False,
+                "array": [100 * ((r.ci_upper or 0) - (r.estimate or 0)) for r in est],
+                "arrayminus": [100 * ((r.estimate or 0) - (r.ci_lower or 0)) for r in est],
+            },
+        ),
+        row=1, col=1,
+    )  # fmt: skip
+    truth = [m for m in ab if m.true_lift is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[100 * (m.true_lift or 0) for m in truth], y=[m.metric for m in truth],
+            mode="markers", name="true lift",
+            marker={"symbol": "x", "size": 12, "color": "#d62728"},
+        ),
+        row=1, col=1,
+    )  # fmt: skip
+    for stats in (live.shadow.served_latency, live.shadow.shadow_latency):
+        fig.add_trace(
+            go.Bar(
+                x=["p50", "p90", "p99"], y=[stats.p50, stats.p90, stats.p99],
+                name=f"{stats.role} ({stats.variant})",
+            ),
+            row=1, col=2,
+        )  # fmt: skip
+    fig.update_layout(
+        title=f"Live loop: {sum(t.n_requests for t in live.traffic):,} HTTP requests "
+        f"through the gateway; shadow agreement {100 * (live.shadow.agreement or 0):.1f}% "
+        f"(truth {100 * live.shadow.true_agreement:.1f}%)",
+        template="plotly_white",
+        height=420,
+        barmode="group",
+    )
+    return fig
+
+
 def write_demo_report(report: DemoReport, path: str | Path) -> Path:
     """Write the demo's HTML report (plots and the JSON result) to ``path``."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure = _forest(report).to_html(full_html=False, include_plotlyjs=True)
     figure += _sequence(report).to_html(full_html=False, include_plotlyjs=False)
+    if report.live is not None:
+        figure += _live(report).to_html(full_html=False, include_plotlyjs=False)
     rows = "".join(
         f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
         f"<td>{100 * m.true_lift:+.2f}%</td>"
