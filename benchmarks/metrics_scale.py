@@ -334,7 +334,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1M,10M")
     parser.add_argument("--with-100m", action="store_true", help="also run 100M events")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--format", choices=["duckdb", "parquet"], default="parquet")
+    parser.add_argument("--format", choices=["duckdb", "parquet"], default="duckdb")
     parser.add_argument("--data-dir", default="/tmp/proving-metrics-bench")
     parser.add_argument("--pandas-max", default="10M", help="largest size pandas runs on")
     args = parser.parse_args()

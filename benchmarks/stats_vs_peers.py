@@ -2,9 +2,11 @@
 
 The same comparisons (metric x variant, from sufficient statistics) go through all three:
 the peers run in their own venv (`make peers`) through scripts/peer_oracle.py, which also
-writes the inputs; proving analyzes the same inputs here. Printed: wall time per comparison
-(median of repeats for proving), the ratios, and the largest absolute differences between the
-libraries' estimates and intervals, where their conventions match.
+writes the inputs; proving analyzes the same inputs here, twice: as a list of dicts and as a
+pyarrow Table of the same rows (what the metrics layer returns from a warehouse; built
+before timing). Printed: wall time per comparison (median of repeats for proving), the
+ratios, and the largest absolute differences between the libraries' estimates and
+intervals, where their conventions match.
 
     .venv/bin/python benchmarks/stats_vs_peers.py [--cases 10000] [--repeats 7]
 """
@@ -19,10 +21,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
@@ -90,105 +94,126 @@ def largest_difference(
     return max(diffs, default=float("nan"))
 
 
+def arrow_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The same rows as a pyarrow Table, one column per field (null where a row has none),
+    as a warehouse query (Ibis ``to_pyarrow()``) hands them over."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.table({k: [r.get(k) for r in rows] for k in names})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--spotify-cases", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=130)
     with console.status("running gbstats and spotify-confidence in .venv-peers ..."):
         peers = peer_run(args.cases, args.spotify_cases)
     cases = peers["cases"]
     rows = stats_rows(cases)
+    # Built outside the timed region: a warehouse returns a columnar table, not dicts.
+    inputs: dict[str, Any] = {"list of dicts": rows, "pyarrow Table": arrow_table(rows)}
     kinds = [c["kind"] for c in cases]
+    ids = [c["id"] for c in cases]
 
-    def ours(**options: Any) -> list[tuple[float | None, ...]]:
-        res = analyze(rows, **options)
-        by_metric = {c.metric: c for c in res.comparisons}
-        return [
-            (by_metric[c["id"]].estimate, by_metric[c["id"]].ci_lower, by_metric[c["id"]].ci_upper)
-            for c in cases
-        ]
+    def ours(source: Any, **options: Any) -> list[tuple[float | None, ...]]:
+        columns = analyze(source, **options).comparison_columns()
+        by_metric = dict(
+            zip(
+                columns["metric"],
+                zip(columns["estimate"], columns["ci_lower"], columns["ci_upper"], strict=True),
+                strict=True,
+            )
+        )
+        return [by_metric[i] for i in ids]
 
     n = len(cases)
     table = Table(title=f"{n:,} comparisons from sufficient statistics")
-    for column in ("engine", "proving us/cmp", "peer", "peer us/cmp", "speed-up", "max |diff|"):
+    for column in (
+        "engine",
+        "proving input",
+        "proving µs/cmp",
+        "peer",
+        "peer µs/cmp",
+        "speed-up",
+        "max |diff|",
+    ):
         table.add_column(column, justify="right")
+
+    def add(label: str, source: str, seconds: float, peer: str, peer_seconds: float,
+            count: int, diff: float) -> None:  # fmt: skip
+        table.add_row(
+            label,
+            source,
+            f"{seconds / count * 1e6:.2f}",
+            peer,
+            f"{peer_seconds / count * 1e6:.1f}",
+            f"{peer_seconds / seconds:.0f}x",
+            f"{diff:.2e}",
+        )
 
     # gbstats frequentist: relative lift, Welch t, delta method. gbstats' CUPED uses a theta
     # from the pooled total covariance and divides the lift by the unadjusted control mean,
     # and its proportions use p(1 - p) without Bessel's correction: the differences are
     # printed for mean and ratio metrics, where the conventions match.
     options = {"effect": "relative", "method": "welch", "cuped": True}
-    seconds = median_seconds(lambda: analyze(rows, **options), args.repeats)
     gb = peers["gbstats"]["two-sided"]
     same = [k in ("mean", "ratio") for k in kinds]
-    diff = largest_difference(ours(**options), gb["estimate_ci"], same)
-    table.add_row(
-        "t-test, relative",
-        f"{seconds / n * 1e6:.2f}",
-        "gbstats",
-        f"{gb['seconds'] / n * 1e6:.1f}",
-        f"{gb['seconds'] / seconds:.0f}x",
-        f"{diff:.2e}",
+    for label, source in inputs.items():
+        seconds = median_seconds(partial(analyze, source, **options), args.repeats)
+        diff = largest_difference(ours(source, **options), gb["estimate_ci"], same)
+        add("t-test, relative", label, seconds, "gbstats", gb["seconds"], n, diff)
+    # analyze() returns the comparisons as columns; the 10,000 ComparisonResult objects are
+    # created when `.comparisons` is first read. Timed here for a caller that wants them.
+    seconds = median_seconds(
+        lambda: analyze(inputs["pyarrow Table"], **options).comparisons, args.repeats
     )
+    add("t-test, relative", "Table + objects", seconds, "gbstats", gb["seconds"], n, diff)
 
     # gbstats' sequential engine: the asymptotic confidence sequence with N* = 5000; and its
     # Bayesian engine: a normal prior N(0, 0.3^2) on the lift. proving's counterparts run on
-    # top of the same fixed-sample analysis, so their time includes it.
+    # top of the same fixed-sample analysis (and its result objects), so their time
+    # includes it.
     sequential_options = {"effect": "relative", "method": "z", "cuped": True}
 
-    def sequential() -> list[Any]:
-        return sequentialize(analyze(rows, **sequential_options).comparisons, tuning_n=5000.0)
+    def sequential(source: Any) -> list[Any]:
+        comparisons = analyze(source, **sequential_options).comparisons
+        return sequentialize(comparisons, tuning_n=5000.0)
 
-    def bayesian() -> list[Any]:
-        comparisons = analyze(rows, **sequential_options).comparisons
+    def bayesian(source: Any) -> list[Any]:
+        comparisons = analyze(source, **sequential_options).comparisons
         return bayesian_family(comparisons, prior=NormalPrior(mean=0.0, std=0.3))
 
-    for label, run, key, pick in (
+    engines: list[tuple[str, Callable[[Any], list[Any]], str, Callable[[Any], Any]]] = [
         ("sequential CS", sequential, "sequential", lambda r: (r.estimate, r.ci_lower, r.ci_upper)),
-        (
-            "Bayesian",
-            bayesian,
-            "bayesian-proper",
-            lambda r: (r.posterior_mean, r.ci_lower, r.ci_upper),
-        ),
-    ):
-        seconds = median_seconds(run, args.repeats)
-        by_metric = {r.metric: pick(r) for r in run()}
+        ("Bayesian", bayesian, "bayesian-proper",
+         lambda r: (r.posterior_mean, r.ci_lower, r.ci_upper)),
+    ]  # fmt: skip
+    for label, run, key, pick in engines:
         peer = peers["gbstats"][key]
-        diff = largest_difference([by_metric[c["id"]] for c in cases], peer["estimate_ci"], same)
-        table.add_row(
-            label,
-            f"{seconds / n * 1e6:.2f}",
-            "gbstats",
-            f"{peer['seconds'] / n * 1e6:.1f}",
-            f"{peer['seconds'] / seconds:.0f}x",
-            f"{diff:.2e}",
-        )
+        for source_label, source in inputs.items():
+            seconds = median_seconds(partial(run, source), args.repeats)
+            by_metric = {r.metric: pick(r) for r in run(source)}
+            diff = largest_difference([by_metric[i] for i in ids], peer["estimate_ci"], same)
+            add(label, source_label, seconds, "gbstats", peer["seconds"], n, diff)
 
     sp = peers["spotify"]
-    ids = set(sp["ids"])
-    sub_rows = [r for r in rows if r["metric"] in ids]
+    chosen = set(sp["ids"])
+    sub_rows = [r for r in rows if r["metric"] in chosen]
+    sub_inputs = {"list of dicts": sub_rows, "pyarrow Table": arrow_table(sub_rows)}
     m = len(sp["ids"])
     abs_options = {"effect": "absolute", "method": "welch"}
-    seconds = median_seconds(lambda: analyze(sub_rows, **abs_options), args.repeats)
-    by_id = dict(zip([c["id"] for c in cases], ours(**abs_options), strict=True))
-    sp_kinds = {c["id"]: c["kind"] for c in cases}
+    by_id = dict(zip(ids, ours(rows, **abs_options), strict=True))
+    sp_kinds = dict(zip(ids, kinds, strict=True))
     diff = largest_difference(
         [by_id[i] for i in sp["ids"]],
         sp["estimate_ci"],
         [sp_kinds[i] == "mean" for i in sp["ids"]],
     )
-    table.add_row(
-        "t-test, absolute",
-        f"{seconds / m * 1e6:.2f}",
-        "spotify-confidence",
-        f"{sp['seconds'] / m * 1e6:.1f}",
-        f"{sp['seconds'] / seconds:.0f}x",
-        f"{diff:.2e}",
-    )
+    for label, source in sub_inputs.items():
+        seconds = median_seconds(partial(analyze, source, **abs_options), args.repeats)
+        add("t-test, absolute", label, seconds, "spotify-confidence", sp["seconds"], m, diff)
     console.print(table)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from proving.errors import SpecError
 from proving.metrics.definitions import (
+    format_duration,
     load_metrics_spec,
     parse_duration,
     parse_metrics_spec,
@@ -69,7 +70,9 @@ def test_defaults(metric: dict[str, Any], aggregation: str, value: str | None, f
     [("7d", 604800), ("12h", 43200), ("30m", 1800), ("45s", 45), ("2w", 1209600), (90, 90)],
 )
 def test_durations(text: object, seconds: int) -> None:
-    assert parse_duration(text, field="x").total_seconds() == seconds
+    d = parse_duration(text, field="x")
+    assert d.total_seconds() == seconds
+    assert parse_duration(format_duration(d), field="x") == d
 
 
 BAD: list[tuple[dict[str, Any], dict[str, Any], str]] = [

@@ -22,7 +22,7 @@ from tests.serve.gateway_process import TOKEN, GatewayProcess
 
 pytestmark = pytest.mark.services
 
-CHALLENGER_TIMEOUT_MS = 200
+CHALLENGER_TIMEOUT_MS = 500
 CHAMPION = "tests.serve.e2e_models:champion"
 DEPLOYMENTS = ("split", "down", "shadow", "canary", "bluegreen", "interleave")
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,7 +46,7 @@ mode: shadow
 variants:
   - {{name: champion, model: {{name: champ, version: "1", entry_point: "{CHAMPION}"}}}}
   - {{name: challenger, model: {{name: remote, version: "2", uri: "{remote}"}}}}
-shadow: {{sample_rate: 1.0, max_concurrency: 16, timeout_ms: 300}}
+shadow: {{sample_rate: 1.0, max_concurrency: 16, timeout_ms: 1500}}
 """,
         "canary": f"""name: canary
 mode: canary
@@ -177,7 +177,8 @@ def test_challenger_failure_never_fails_or_delays_the_response(
         True,
         1.0,
     )
-    assert elapsed < CHALLENGER_TIMEOUT_MS / 1000 + 0.3  # bounded by the challenger deadline
+    # bounded by the challenger deadline (slack for a loaded machine), not the 2 s delay
+    assert elapsed < CHALLENGER_TIMEOUT_MS / 1000 + 0.5
     rows = _wait_rows(
         pg_store,
         f"select variant, status from predictions where request_id = '{rid}' order by variant",
@@ -208,7 +209,7 @@ def test_shadow_is_logged_with_the_request_id_and_never_returned(
     remote.set_mode("hang")
     start = time.perf_counter()
     r = gw.post("/v1/predict/shadow", json={"unit_id": "u-shadow-2"})
-    assert r.status_code == 200 and time.perf_counter() - start < 0.2
+    assert r.status_code == 200 and time.perf_counter() - start < 0.5  # the shadow hangs 1.5 s
     remote.set_mode("ok")
 
 

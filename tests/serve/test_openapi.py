@@ -35,6 +35,8 @@ MODELS = {
 def gateway_app() -> Iterator[Any]:
     app = create_app(SPECS, models=MODELS, admin_token="t")
     yield app
+    app.state.writer.close()
+    app.state.store.close()
 
 
 def test_no_server_errors(gateway_app: Any) -> None:

@@ -104,3 +104,64 @@ def test_serve_examples_load_and_resolve() -> None:
     for path in examples:
         spec = load_spec(path)
         assert DeploymentState(spec).effective_spec() is spec
+
+
+@pytest.mark.services
+def test_replicas_sharing_postgres_converge(postgres_dsn: str, postgres_schema: str) -> None:
+    from proving.telemetry.postgres_store import PostgresStore
+
+    async def main() -> tuple[DeploymentState, DeploymentState]:
+        stores = [PostgresStore(postgres_dsn, schema=postgres_schema) for _ in range(2)]
+        writers = [BatchWriter(s) for s in stores]
+        replicas = [
+            Gateway([CANARY], writer=w, state_store=s) for w, s in zip(writers, stores, strict=True)
+        ]
+        for gw in replicas:
+            await gw.start()
+        await replicas[0].change("can", lambda s: s.set_canary_weight(0.5))
+        assert await replicas[1].sync_state() == ["can"]
+        assert await replicas[1].sync_state() == []  # nothing newer the second time
+        states = (replicas[0].states["can"], replicas[1].states["can"])
+        for gw, w, s in zip(replicas, writers, stores, strict=True):
+            await gw.close()
+            w.close()
+            s.close()
+        return states
+
+    first, second = asyncio.run(main())
+    assert second.overrides.canary_weight == 0.5 and second.revision == first.revision
+
+
+def test_a_broken_spec_file_is_reported_and_the_old_version_keeps_serving(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from proving.serve.reload import SpecWatcher
+
+    path = Path(str(tmp_path)) / "ab.yaml"
+    path.write_text(
+        "name: ab\nvariants: [{name: a, value: 1}, {name: b, value: 2}, {name: c, value: 3}]\n"
+    )
+
+    async def main() -> tuple[list[str], list[str], int, int]:
+        store = DuckDBStore(":memory:")
+        writer = BatchWriter(store)
+        gw = Gateway([AB], writer=writer)
+        await gw.start()
+        watcher = SpecWatcher(gw, {"ab": path}, interval=0.1)
+        path.write_text(
+            "name: ab\nversion: 2\nweights: [0.5, 0.6, 0.0]\n"
+            "variants: [{name: a}, {name: b}, {name: c}]\n"
+        )
+        broken = await watcher.check()
+        assert "weights must sum to 1" in watcher.errors["ab"]
+        version_after_broken = gw.states["ab"].spec.version
+        path.write_text("name: ab\nversion: 2\nvariants: [{name: a}, {name: b}, {name: c}]\n")
+        fixed = await watcher.check()
+        version_after_fix = gw.states["ab"].spec.version
+        await gw.close()
+        writer.close()
+        store.close()
+        return broken, fixed, version_after_broken, version_after_fix
+
+    broken, fixed, v1, v2 = asyncio.run(main())
+    assert (broken, v1) == ([], 1) and (fixed, v2) == (["ab"], 2)

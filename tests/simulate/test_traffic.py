@@ -53,8 +53,14 @@ def fake_gateway(state: FakeState) -> FastAPI:
         state.bodies.append(body)
         if body["unit_id"] == "broken":
             return JSONResponse({"error": "`unit_id`: refused"}, status_code=400)
-        answer = {"request_id": rid, "deployment": name, "variant": "a",
-                  "prediction": 2 * body["features"][0], "fallback": False, "spec_version": 1}  # fmt: skip
+        answer = {
+            "request_id": rid,
+            "deployment": name,
+            "variant": "a",
+            "prediction": 2 * body["features"][0],
+            "fallback": False,
+            "spec_version": 1,
+        }
         return JSONResponse(answer, headers={"X-Request-ID": rid})
 
     @app.post("/v1/outcomes")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from statsmodels.stats import proportion as smp
 
 from proving.errors import StatsInputError
 from proving.stats.analyze import analyze
-from proving.stats.results import AnalysisResult
+from proving.stats.results import AnalysisResult, ComparisonResult
 from proving.stats.sufficient import ArmStats
 
 
@@ -189,3 +191,34 @@ def test_thousands_of_comparisons_in_one_pass():
     assert len(result.comparisons) == 2000
     assert all(c.reason is None for c in result.comparisons)
     assert len(result.srm) == 1
+
+
+def test_srm_alarm_marks_only_its_experiment_and_segment():
+    rng = np.random.default_rng(35)
+    rows = []
+    for exp, n_b in (("skewed", 5400), ("fine", 5000)):
+        for metric in ("m1", "m2"):
+            rows += [
+                _row("control", rng.normal(size=5000), metric=metric, experiment=exp),
+                _row("b", rng.normal(size=n_b), metric=metric, experiment=exp),
+            ]
+    result = analyze(rows)
+    assert result.srm_scope == (("skewed", "all"), ("fine", "all"))
+    assert [r.alarm for r in result.srm] == [True, False]
+    assert list(result.srm[0].variants) == ["control", "b"]
+    noted = {
+        c.experiment for c in result.comparisons if "sample ratio mismatch; see srm" in c.warnings
+    }
+    assert noted == {"skewed"} and len(result.warnings) == 1
+
+
+def test_comparisons_are_built_on_demand_and_equal_plain_results(units):
+    rows = [_row(v, x, metric=m, segment=s) for (s, m, v), x in units.items()]
+    result = analyze(rows, families={"latency": "guardrail"})
+    columns = result.comparison_columns()
+    assert columns["family"][:2] == ["primary", "primary"] and "guardrail" in columns["family"]
+    built = result.comparisons
+    names = [f.name for f in dataclasses.fields(ComparisonResult)]
+    assert columns == {k: [getattr(c, k) for c in built] for k in names}
+    plain = tuple(ComparisonResult(**{k: getattr(c, k) for k in names}) for c in built)
+    assert built == plain and pickle.loads(pickle.dumps(result)) == result

@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
 
 from proving.errors import StatsInputError
-from proving.stats.results import AnalysisResult, ComparisonResult, ResultBase, to_plain
+from proving.stats.results import (
+    AnalysisResult,
+    ComparisonResult,
+    ResultBase,
+    comparisons_from_columns,
+    to_plain,
+)
 from proving.stats.srm import SRMResult, srm_check
 
 
@@ -125,3 +132,61 @@ def test_result_base_works_for_any_frozen_dataclass():
     back = ThingResult.from_dict(json.loads(thing.to_json()))
     assert back.values == (1.0, None)
     assert back.inner == _comparison()
+
+
+def _columns() -> dict[str, list[object]]:
+    return {
+        "metric": ["revenue", "ctr"],
+        "variant": ["b", "c"],
+        "estimate": [0.05, None],
+        "p_value": [0.02, None],
+        "covariates": [("pre",), ()],
+        "reason": [None, "an arm is empty"],
+        "warnings": [(), ("w",)],
+    }
+
+
+def test_comparisons_from_columns_equal_normally_built_results():
+    built = comparisons_from_columns(_columns())
+    rows = [
+        dict(zip(_columns(), values, strict=True))
+        for values in zip(*_columns().values(), strict=True)
+    ]
+    expected = tuple(ComparisonResult(**row) for row in rows)  # type: ignore[arg-type]
+    assert built == expected and [hash(b) for b in built] == [hash(e) for e in expected]
+    assert built[1].segment == "all" and built[1].adjusted_p_value is None  # defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built[0].estimate = 1.0  # type: ignore[misc]
+    with pytest.raises(StatsInputError, match=r"unknown field\(s\) \['pvalue'\]"):
+        comparisons_from_columns({**_columns(), "pvalue": [1, 2]})
+    with pytest.raises(StatsInputError, match=r"the column\(s\) \['variant'\] are required"):
+        comparisons_from_columns({"metric": ["m"]})
+    with pytest.raises(StatsInputError, match="differ in length"):
+        comparisons_from_columns({**_columns(), "alpha": [0.1]})
+
+
+def test_a_columnar_analysis_result_builds_its_comparisons_once_and_on_demand():
+    calls = []
+
+    def columns() -> dict[str, list[object]]:
+        calls.append(1)
+        return _columns()
+
+    srm = srm_check([1000, 1100], variants=["control", "b"])
+    lazy = AnalysisResult.from_columns(columns, srm=(srm,), srm_scope=(("", "all"),))
+    assert lazy.comparison_columns()["estimate"] == [0.05, None] and len(calls) == 1
+    assert lazy.comparison_columns()["alpha"] == [0.05, 0.05]  # defaults filled in
+    eager = AnalysisResult(
+        comparisons=comparisons_from_columns(_columns()), srm=(srm,), srm_scope=(("", "all"),)
+    )
+    assert lazy == eager and len(calls) == 3
+    assert lazy.comparisons is lazy.comparisons and len(calls) == 3  # built once, kept
+    assert lazy.to_dict() == eager.to_dict()
+    assert eager.comparison_columns() == lazy.comparison_columns()
+    assert pickle.loads(pickle.dumps(AnalysisResult.from_columns(columns))) == AnalysisResult(
+        comparisons=eager.comparisons
+    )
+    assert dataclasses.replace(lazy, warnings=("x",)).comparisons == eager.comparisons
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy.comparisons = ()  # type: ignore[misc]
+    assert AnalysisResult().comparisons == () and AnalysisResult.comparisons == ()

@@ -110,7 +110,8 @@ def render_live(live: LiveDemoResult, console: Console) -> None:
         f"{_ms(s.shadow_latency.p50)} / {_ms(s.shadow_latency.p99)}",
     )
     console.print(shadow)
-    ab = Table(title=f"A/B phase ({live.switch}): metrics from the stored events vs truth")
+    console.print(f"Switched to the A/B phase: {live.switch}.")
+    ab = Table(title="A/B phase: metrics computed from the stored events, against the truth")
     for column in ("metric", "kind", "truth", "estimate", "95% CI", "p", "verdict"):
         ab.add_column(column, justify="right", no_wrap=column in ("metric", "95% CI"))
     for m in live.ab:

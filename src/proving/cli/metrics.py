@@ -218,6 +218,7 @@ def refresh_command(
 def validate_command(spec: SpecOption) -> None:
     """Check a metrics spec and list its metrics."""
     from proving.metrics import load_metrics_spec
+    from proving.metrics.definitions import format_duration
 
     with _user_errors():
         definitions = load_metrics_spec(spec)
@@ -232,7 +233,8 @@ def validate_command(spec: SpecOption) -> None:
             m.family or "",
             num.source,
             num.aggregation,
-            f"{m.window.start} .. {m.window.end or 'end'}",
+            f"{format_duration(m.window.start)} .. "
+            f"{format_duration(m.window.end) if m.window.end else 'open'}",
             ", ".join(m.covariate_names()),
         )
     Console().print(table)

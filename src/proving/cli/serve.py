@@ -50,7 +50,7 @@ def serve_command(
     spec: Annotated[list[Path], typer.Option("--spec", help="Spec file (repeat for several).")],
     store: Annotated[
         str, typer.Option(help="Event and state store URL (duckdb, postgresql, parquet, nats).")
-    ] = "duckdb:///proving.duckdb",
+    ] = "proving.duckdb",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     admin_token_file: Annotated[

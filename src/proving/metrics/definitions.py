@@ -80,6 +80,17 @@ def parse_duration(value: object, *, field: str) -> timedelta:
     )
 
 
+def format_duration(d: timedelta) -> str:
+    """The shortest exact form of a duration: ``7d``, ``36h``, ``90s`` (inverse of
+    :func:`parse_duration`)."""
+    seconds = d.total_seconds()
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -129,7 +129,7 @@ def unit_values(
     end: datetime | None = None,
 ) -> ir.Table:
     """One row per unit: ``unit_id, variant, segment_*`` and every metric's parts."""
-    keep = ["unit_id", "variant", *(segment_column(d) for d in spec.segments)]
+    keep = ["unit_id", "uid", "variant", *(segment_column(d) for d in spec.segments)]
     t = units.select(*keep)
     by_source: dict[str, list[tuple[str, Part]]] = {}
     for i, metric in enumerate(metrics):
@@ -144,15 +144,13 @@ def unit_values(
         needed = [p for p in preds if p is not None]
         if len(needed) == len(preds):  # read only the rows some part needs
             ev = ev.filter(reduce(lambda a, b: a | b, needed))
-        j = ev.join(units.select("unit_id", "first_exposure"), "unit_id")
+        j = ev.join(units.select("unit_id", "uid", "first_exposure"), "unit_id")
         ts_us, fe_us = engine.micros(j.timestamp), engine.micros(j.first_exposure)
         if ts_us is not None and fe_us is not None:
             j = j.mutate(rel_us=ts_us - fe_us)
-        values = j.group_by("unit_id").aggregate(
-            **{name: _aggregate(j, part) for name, part in parts}
-        )
-        values = values.rename({f"{source}_unit_id": "unit_id"})
-        joined = t.left_join(values, t.unit_id == values[f"{source}_unit_id"])
+        values = j.group_by("uid").aggregate(**{name: _aggregate(j, part) for name, part in parts})
+        values = values.rename({f"{source}_uid": "uid"})
+        joined = t.left_join(values, t.uid == values[f"{source}_uid"])
         t = joined.select(*t.columns, *(name for name, _ in parts))
     return t
 

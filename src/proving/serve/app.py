@@ -29,7 +29,7 @@ Example:
     >>> from proving.spec import parse_spec
     >>> spec = parse_spec("name: demo\\nvariants: [{name: a, value: 1}, {name: b, value: 2}]")
     >>> app = create_app([spec])
-    >>> sorted(r.path for r in app.routes if r.path.startswith("/v1/p"))
+    >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1/p"))
     ['/v1/predict/{name}']
 """
 
@@ -42,11 +42,12 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
@@ -95,17 +96,44 @@ def _location(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _validation_message(errors: Sequence[Any]) -> str:
     problems = []
-    for err in exc.errors():
+    for err in errors:
         if err.get("type") == "json_invalid":
             problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})")
         else:
             problems.append(f"`{_location(err.get('loc', ()))}`: {err.get('msg', 'invalid')}")
     fix = 'Fix: send JSON such as {"unit_id": "u1", "features": {}}.'
-    message = "; ".join(problems) + ". " + fix
-    return JSONResponse({"error": message}, status_code=400)
+    return "; ".join(problems) + ". " + fix
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"error": _validation_message(exc.errors())}, status_code=400)
+
+
+Body = TypeVar("Body", PredictRequest, RankRequest)
+
+
+async def _parse(request: Request, model: type[Body]) -> Body:
+    """Validate the raw body in one pass (pydantic-core parses the JSON itself)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise HTTPError(400, _validation_message(exc.errors())) from None
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    content = {"application/json": {"schema": schema}}
+    header = {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": "Your request id (a plain token); generated when absent.",
+        "schema": {"type": "string"},
+    }
+    return {"requestBody": {"required": True, "content": content}, "parameters": [header]}
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -124,7 +152,8 @@ def _response(
 ) -> dict[str, Any]:
     served, a = result.served, result.assignment
     labels = (name, served.variant, served.call.model, served.call.version)
-    gateway.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - started)
+    metrics = gateway.metrics
+    metrics.child(metrics.request_seconds, *labels).observe(time.perf_counter() - started)
     return {
         "request_id": request_id,
         "deployment": name,
@@ -139,6 +168,13 @@ def _response(
     }
 
 
+def _count_error(gateway: Gateway, name: str, endpoint: str) -> None:
+    # The deployment comes from the URL: label unknown names as one series, never as
+    # themselves (a scanner would otherwise create a time series per path).
+    label = name if name in gateway.states else "unknown"
+    gateway.metrics.child(gateway.metrics.requests, label, endpoint, "", "error").inc()
+
+
 def _add_prediction_routes(app: FastAPI, gateway: Gateway) -> None:
     @app.post(
         "/v1/predict/{name}",
@@ -146,24 +182,23 @@ def _add_prediction_routes(app: FastAPI, gateway: Gateway) -> None:
         responses=_ERRORS,
         tags=["predict"],
         summary="Predict with the deployment's strategy",
+        openapi_extra=_body_doc(PredictRequest),
     )
-    async def predict(
-        name: str,
-        body: PredictRequest,
-        x_request_id: str | None = Header(default=None, alias="X-Request-ID"),
-    ) -> Response:
+    async def predict(name: str, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = request_id_of(x_request_id)
+        request_id = request_id_of(request.headers.get("x-request-id"))
         try:
+            body = await _parse(request, PredictRequest)
             result = await gateway.predict(
                 name, str(body.unit_id), body.attributes, body.features, request_id
             )
         except HTTPError:
-            gateway.metrics.requests.labels(name, "predict", "", "error").inc()
+            _count_error(gateway, name, "predict")
             raise
         out = _response(result, name, request_id, started, gateway)
         out["prediction"] = result.served.output
-        gateway.metrics.requests.labels(name, "predict", out["variant"], "ok").inc()
+        metrics = gateway.metrics
+        metrics.child(metrics.requests, name, "predict", out["variant"], "ok").inc()
         return JSONResponse(out, headers={"X-Request-ID": request_id})
 
     @app.post(
@@ -172,26 +207,25 @@ def _add_prediction_routes(app: FastAPI, gateway: Gateway) -> None:
         responses=_ERRORS,
         tags=["predict"],
         summary="Rank (team-draft interleaving in interleave mode)",
+        openapi_extra=_body_doc(RankRequest),
     )
-    async def rank(
-        name: str,
-        body: RankRequest,
-        x_request_id: str | None = Header(default=None, alias="X-Request-ID"),
-    ) -> Response:
+    async def rank(name: str, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = request_id_of(x_request_id)
-        ranker_input = {"features": body.features, "candidates": body.candidates}
+        request_id = request_id_of(request.headers.get("x-request-id"))
         try:
+            body = await _parse(request, RankRequest)
+            ranker_input = {"features": body.features, "candidates": body.candidates}
             result = await gateway.rank(
                 name, str(body.unit_id), body.attributes, ranker_input, body.length, request_id
             )
         except HTTPError:
-            gateway.metrics.requests.labels(name, "rank", "", "error").inc()
+            _count_error(gateway, name, "rank")
             raise
         out = _response(result, name, request_id, started, gateway)
         out["items"] = result.served.output
         out["teams"] = result.served.teams
-        gateway.metrics.requests.labels(name, "rank", out["variant"], "ok").inc()
+        metrics = gateway.metrics
+        metrics.child(metrics.requests, name, "rank", out["variant"], "ok").inc()
         return JSONResponse(out, headers={"X-Request-ID": request_id})
 
 
@@ -202,9 +236,8 @@ def _add_ops_routes(app: FastAPI, gateway: Gateway) -> None:
 
     @app.get("/readyz", tags=["ops"], summary="Readiness", responses={503: {"model": ErrorBody}})
     async def readyz() -> Response:
-        missing = sorted(set(gateway.states) - set(gateway.deployments))
-        if missing or getattr(gateway.writer, "_closed", False):
-            return JSONResponse({"error": f"not ready: {missing or 'writer closed'}"}, 503)
+        if not gateway.ready:
+            return JSONResponse({"error": "not ready: starting or shutting down"}, 503)
         versions = {n: s.spec.version for n, s in gateway.states.items()}
         return JSONResponse({"status": "ready", "deployments": versions})
 
@@ -293,6 +326,7 @@ def create_app(
     app.state.gateway = gateway
     app.state.writer = writer
     app.state.watcher = watcher
+    app.state.store = event_store
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _starlette_error)

@@ -79,6 +79,9 @@ class ModelBackend(abc.ABC):
 
     name: str = "model"
     version: str = "0"
+    inline: bool = False
+    """True when ``predict`` runs synchronously on the event loop (cannot be timed out),
+    so the caller may skip arming a timer."""
 
     @abc.abstractmethod
     async def predict(self, features: Any) -> Any:
@@ -124,6 +127,7 @@ class CallableBackend(ModelBackend):
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__
         )
+        self.inline = not self._is_async and not threaded
 
     async def predict(self, features: Any) -> Any:
         if self._is_async:
@@ -169,6 +173,7 @@ class SklearnBackend(ModelBackend):
         self.name = name
         self.version = version
         self.threaded = threaded
+        self.inline = not threaded
         names = getattr(estimator, "feature_names_in_", None)
         self.feature_order = list(feature_order or (names if names is not None else []))
 

@@ -85,6 +85,7 @@ class Gateway:
         self.recorder = Recorder(writer, self.metrics, self.config.log_features)
         self.states = {s.name: DeploymentState(s) for s in specs}
         self.deployments: dict[str, Deployment] = {}
+        self.ready = False
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -96,13 +97,17 @@ class Gateway:
             saved = await self._load_state(name)
             if saved is not None:
                 state = self.states[name] = _resume(state, saved)
-            self.deployments[name] = build_deployment(state.spec, self.models, self.config, {})
+            self.deployments[name] = await asyncio.to_thread(
+                build_deployment, state.spec, self.models, self.config, {}
+            )
             self.metrics.spec_version.labels(name).set(state.spec.version)
             if saved is not None and saved.get("revision") != state.revision:
                 await self._save(state)
+        self.ready = True
 
     async def close(self) -> None:
         """Let shadow copies finish, flush batches and close every backend."""
+        self.ready = False
         timeout = self.config.drain_timeout
         for dep in self.deployments.values():
             await dep.wait_idle(timeout)
@@ -192,18 +197,24 @@ class Gateway:
 
     async def change(self, name: str, operation: Callable[[DeploymentState], T]) -> T:
         """Apply an admin operation to a deployment's state, swap backends if its spec
-        version changed, and save the state. The operation's errors leave all as it was."""
+        version changed, and save the state. If the operation raises or a new model
+        cannot load, nothing changes."""
         async with self._lock:
             state, old = self.lookup(name)
-            before = copy.copy(state)
-            result = operation(state)
-            if state.spec is not old.spec:
-                try:
-                    self._swap(name, state.spec)
+            candidate = copy.copy(state)
+            result = operation(candidate)
+            new: Deployment | None = None
+            if candidate.spec is not old.spec:
+                try:  # load models off the event loop: requests keep flowing meanwhile
+                    new = await asyncio.to_thread(self._build, candidate.spec)
                 except ProvingError as exc:
-                    self.states[name] = before
                     raise HTTPError(422, f"deployment '{name}': {exc}") from exc
-            await self._save(state)
+            # Commit state and backends in one synchronous step: a request sees the old
+            # pair or the new pair, never a mix.
+            self.states[name] = candidate
+            if new is not None:
+                self._swap(name, new)
+            await self._save(candidate)
             return result
 
     async def apply_spec(self, spec: ExperimentSpec) -> bool:
@@ -219,18 +230,20 @@ class Gateway:
         await self.change(spec.name, lambda s: s.set_spec(spec))
         return True
 
-    def _swap(self, name: str, spec: ExperimentSpec) -> None:
-        old = self.deployments[name]
+    def _build(self, spec: ExperimentSpec) -> Deployment:
         reusable: dict[ModelRefSpec, Any] = {}
-        for dep in self.deployments.values():
+        for dep in list(self.deployments.values()):
             reusable.update(dep.inner)
-        new = build_deployment(spec, self.models, self.config, reusable)
+        return build_deployment(spec, self.models, self.config, reusable)
+
+    def _swap(self, name: str, new: Deployment) -> None:
+        old = self.deployments[name]
         self.deployments[name] = new
-        self.metrics.spec_version.labels(name).set(spec.version)
+        self.metrics.spec_version.labels(name).set(new.spec.version)
         task = asyncio.get_running_loop().create_task(self._retire(old))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
-        logger.info("deployment %s now serves spec version %d", name, spec.version)
+        logger.info("deployment %s now serves spec version %d", name, new.spec.version)
 
     async def _retire(self, old: Deployment) -> None:
         """Close the old version's backends that nobody uses, once it is idle."""

@@ -6,9 +6,15 @@ text), ``attributes`` feed targeting, ``features`` go to the model unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# The telemetry event schema's identifier rules: 1 to 256 characters, no NUL, not blank.
+UnitId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=r"^[^\x00]+$"),
+]
 
 __all__ = ["ErrorBody", "PredictRequest", "PredictResponse", "RankRequest", "RankResponse"]
 
@@ -23,7 +29,7 @@ class PredictRequest(BaseModel):
     """``POST /v1/predict/{name}``."""
 
     model_config = ConfigDict(extra="forbid")
-    unit_id: str | int = Field(description="The randomization unit (user, session, ...).")
+    unit_id: UnitId | int = Field(description="The randomization unit (user, session, ...).")
     attributes: dict[str, Any] = Field(default_factory=dict, description="For targeting.")
     features: Any = Field(default=None, description="Passed to the model as is.")
 

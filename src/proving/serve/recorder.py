@@ -89,15 +89,18 @@ class Recorder:
         """Log that the unit saw its variant (only units in the experiment)."""
         if not assignment.in_experiment or assignment.unit_id is None:
             return
-        self.writer.emit(
-            ExposureEvent(
+        try:
+            event = ExposureEvent(
                 event_id=event_id(),
                 experiment=assignment.experiment,
                 variant=assignment.variant,
                 unit_id=assignment.unit_id,
                 attributes=_scalar_attributes(attributes),
             )
-        )
+        except ValueError:  # e.g. an attribute key the schema refuses: count, never fail
+            self.metrics.invalid_events.labels(assignment.experiment).inc()
+            return
+        self.writer.emit(event)
 
     def prediction(
         self,
@@ -112,8 +115,9 @@ class Recorder:
     ) -> None:
         """Log one model call and count it."""
         labels = (deployment, call.variant, call.model, call.version)
-        self.metrics.model_calls.labels(*labels, role, call.status).inc()
-        self.metrics.model_seconds.labels(*labels, role).observe(call.latency_ms / 1000.0)
+        metrics = self.metrics
+        metrics.child(metrics.model_calls, *labels, role, call.status).inc()
+        metrics.child(metrics.model_seconds, *labels, role).observe(call.latency_ms / 1000.0)
         logged: dict[str, Any] = {}
         if self.log_features:
             logged = features if isinstance(features, dict) else {"instance": features}

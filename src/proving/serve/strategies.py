@@ -84,8 +84,11 @@ async def call_variant(
         return call
     start = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout):
+        if backend.inline:  # runs to completion on the loop: a timer could not stop it
             call.output = await backend.predict(features)
+        else:
+            async with asyncio.timeout(timeout):
+                call.output = await backend.predict(features)
     except TimeoutError:
         call.status, call.error = "timeout", f"no answer within {timeout * 1000:g} ms"
     except BadFeaturesError as exc:
@@ -174,8 +177,10 @@ async def serve_rank(ctx: RequestContext, ranker_input: Any, length: int) -> Ser
     """``/v1/rank``: interleave two rankers by team draft, or rank with the served variant."""
     names = ctx.assignment.interleave_variants
     if len(names) != 2 or ctx.variant != ctx.spec.control_name:
-        served = await _serve_with_fallback(ctx, ranker_input)
-        return _checked_list(ctx, served, length)
+        served = _checked_list(ctx, await _serve_with_fallback(ctx, ranker_input), length)
+        if ctx.assignment.shadow_variants:  # shadow mode ranks too: mirror the request
+            _mirror(ctx, ranker_input)
+        return served
     control, challenger = names
     champion_timeout = ctx.config.champion_timeout_ms / 1000.0
     challenger_timeout = ctx.config.challenger_timeout_ms / 1000.0

@@ -186,26 +186,48 @@ def metrics_spec() -> MetricsSpec:
 class _GatewayProcess:
     """``proving serve`` in a subprocess: started, reloaded and stopped with SIGTERM."""
 
-    def __init__(self, spec: Path, store: str, log: Path) -> None:
-        from proving.testing.model_server import free_port, wait_until_up
+    # The `proving serve` command itself, without importing every other CLI command.
+    _SERVE = "import typer; from proving.cli.serve import serve_command; typer.run(serve_command)"
 
+    def __init__(self, spec: Path, store: str, log: Path) -> None:
         self.token = secrets.token_hex(16)
+        self.spec, self.store, self.log = spec, store, log
+        self._spawn()
+
+    def _spawn(self) -> None:
+        from proving.testing.model_server import free_port
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
         command = [
-            sys.executable, "-c", "from proving.cli.app import main; main()", "serve",
-            "--spec", str(spec), "--store", store, "--port", str(self.port),
+            sys.executable, "-c", self._SERVE,
+            "--spec", str(self.spec), "--store", self.store, "--port", str(self.port),
             "--log-level", "warning", "--reload-interval", "0.5",
         ]  # fmt: skip
         env = {**os.environ, "PROVING_ADMIN_TOKEN": self.token}
-        with log.open("wb") as out:
+        with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-        try:
-            wait_until_up(f"{self.url}/readyz", timeout=60.0, process=self.process)
-        except RuntimeError as exc:
-            self.kill()
-            raise ServeError(f"the gateway did not start: {exc}\n{self.log_tail()}") from None
+
+    def wait_ready(self, timeout: float = 60.0, attempts: int = 3) -> None:
+        """Wait until ``/readyz`` answers 200 (models loaded, writer running).
+
+        The port was free when chosen but another process may take it before uvicorn
+        binds it; then the gateway is started again on a new port.
+        """
+        from proving.testing.model_server import wait_until_up
+
+        for attempt in range(attempts):
+            try:
+                wait_until_up(f"{self.url}/readyz", timeout=timeout, process=self.process)
+                return
+            except RuntimeError as exc:
+                self.kill()
+                lost_port = "address already in use" in self.log_tail().lower()
+                if not lost_port or attempt == attempts - 1:
+                    raise ServeError(
+                        f"the gateway did not start: {exc}\n{self.log_tail()}"
+                    ) from None
+                self._spawn()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the gateway printed."""
@@ -357,29 +379,24 @@ def run_live_demo(
     if n_requests < 100 or not (0.05 <= shadow_share <= 0.95):
         raise StatsInputError(
             f"run_live_demo: n_requests must be >= 100 and shadow_share in [0.05, 0.95]; got "
-            f"{n_requests} and {shadow_share}. Use e.g. n_requests=4000, shadow_share=0.25."
+            f"{n_requests} and {shadow_share}. Use e.g. n_requests=5000, shadow_share=0.2."
         )
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     world = ServingWorld(seed=seed)
     say(f"training the champion and challenger on {n_history:,} logged impressions")
     trained = world.train_models(n_history, champion=champion)
-    truth = world.truth(trained)
     n_shadow = max(20, round(n_requests * shadow_share))
-    plans = {
-        "shadow": plan_requests(world, n_shadow, "s", phase_key=1),
-        "ab": plan_requests(world, n_requests - n_shadow, "u", phase_key=2),
-    }
+    sizes = {"shadow": n_shadow, "ab": n_requests - n_shadow}
     with _workdir(workdir) as wd:
-        return _run_in(wd, world, trained, truth, plans, concurrency, console, say, started)
+        return _run_in(wd, world, trained, sizes, concurrency, console, say, started)
 
 
 def _run_in(
     wd: Path,
     world: ServingWorld,
     trained: TrainedModels,
-    truth: ServingTruth,
-    plans: dict[str, list[PlannedRequest]],
+    sizes: dict[str, int],
     concurrency: int,
     console: Console | None,
     say: Progress,
@@ -399,6 +416,13 @@ def _run_in(
     gateway = _GatewayProcess(spec_file, f"duckdb:///{store_path}", wd / "gateway.log")
     runs: dict[str, PhaseRun] = {}
     try:
+        # While the gateway boots: the truth, and the users of both phases.
+        truth = world.truth(trained)
+        plans = {
+            "shadow": plan_requests(world, sizes["shadow"], "s", phase_key=1),
+            "ab": plan_requests(world, sizes["ab"], "u", phase_key=2),
+        }
+        gateway.wait_ready()
         runs["shadow"] = _phase(gateway.url, "shadow", plans, world, concurrency, console, say)
         say("switching to the A/B phase by hot reload")
         switch = gateway.switch_to(spec_file, _spec(models, trained, mode="ab", version=2))
@@ -418,6 +442,12 @@ def _run_in(
     finally:
         engine.backend.disconnect()
     ab, srm_p, more = _ab_outcomes(metrics.rows, truth)
+    if not stored.consistent:
+        warnings.append(f"the event store does not match the answers users got: {stored}")
+    if shadow.returned_from_shadow:
+        warnings.append(f"{shadow.returned_from_shadow} answers came from the shadow model")
+    if srm_p is not None and srm_p < 0.001:
+        warnings.append(f"sample-ratio mismatch in the A/B phase (p = {srm_p:.3g})")
     return LiveDemoResult(
         deployment=DEPLOYMENT,
         seed=world.seed,

@@ -14,6 +14,11 @@ compares each variant with the control arm, in one vectorized pass over all comp
    its metrics, i.e. the units exposed) and, if asked, a multiple-comparison correction
    per metric family (:func:`proving.stats.multiple.adjust`).
 
+Nothing runs per row or per comparison in Python: the arms are grouped by the integer
+codes of their keys (:meth:`~proving.stats.columns.ArmColumns.codes`), and the result is
+columnar (:meth:`AnalysisResult.from_columns`): ``result.comparison_columns()`` gives every
+field as a list, ``result.comparisons`` creates the ComparisonResult objects on first read.
+
 Degenerate data (an empty arm, one unit, zero variance, NaN, negative counts) gives a
 comparison with ``estimate``, interval and ``p_value`` set to None and a ``reason``; bad
 parameters raise :class:`~proving.errors.StatsInputError`.
@@ -154,12 +159,12 @@ def _layout(cols: ArmColumns, control: str) -> _Layout:
     if mixed.any():
         g = int(group[np.argmax(mixed)])
         rows = order[group == g].tolist()
-        found = sorted({(cols.kind[i], cols.covariate_names[i]) for i in rows})
-        h = int(head[g])
+        found = sorted({(cols.text("kind", i), cols.text("covariate_names", i)) for i in rows})
+        exp, metric, seg = (cols.text(k, int(head[g])) for k in ("experiment", "metric", "segment"))
         raise StatsInputError(
-            f"experiment {cols.experiment[h]!r}, metric {cols.metric[h]!r}, segment "
-            f"{cols.segment[h]!r}: arms disagree on the kind or the covariates {found}; every "
-            "arm of a metric needs the same kind and the same covariates."
+            f"experiment {exp!r}, metric {metric!r}, segment {seg!r}: arms disagree on the kind "
+            f"or the covariates {found}; every arm of a metric needs the same kind and the same "
+            "covariates."
         )
     n_groups = head.size
     return _Layout(
@@ -204,11 +209,11 @@ def _arm_checks(cols: ArmColumns, order: IntArray) -> tuple[npt.NDArray[np.objec
     with np.errstate(invalid="ignore"):
         outside = proportion & (n > 0) & ~((s >= 0) & (s <= n))
     for i in np.nonzero(zero_d)[0].tolist():
-        variant = cols.variant[order[i]]
+        variant = cols.text("variant", order[i])
         reason[i] = f"the denominator sum of variant {variant!r} is 0; the ratio is undefined"
     for i in np.nonzero(outside)[0].tolist():
         reason[i] = (
-            f"variant {cols.variant[order[i]]!r}: the proportion sum/n = {s[i]}/{n[i]} is "
+            f"variant {cols.text('variant', order[i])!r}: the proportion sum/n = {s[i]}/{n[i]} is "
             "outside [0, 1]"
         )
     return reason, proportion & (cols.sum_squares[order] != s)
@@ -231,7 +236,7 @@ def _estimate_arms(cols: ArmColumns, lay: _Layout, use_cuped: bool) -> _Arms:
     group_shape = lay.shape[lay.head]
     for code in np.unique(group_shape).tolist():
         h = int(lay.head[np.argmax(group_shape == code)])
-        kind, names = cols.kind[h], cols.covariate_names[h]
+        kind, names = cols.text("kind", h), cols.text("covariate_names", h)
         ratio, ddof, k = kind == "ratio", 0 if kind == "proportion" else 1, len(names)
         pos = np.nonzero(group_shape[lay.group] == code)[0]
         with np.errstate(all="ignore"):
@@ -417,8 +422,8 @@ class _ResultColumns:
         """``families`` (by metric) over the treatment row's family over the control's."""
         fam = np.array(self.cols.family, dtype=object)
         out = np.where(fam[t_rows] != None, fam[t_rows], fam[c_rows])  # noqa: E711
-        out = np.where(has_c | (fam[t_rows] != None), out, None)  # noqa: E711
-        out = np.where(out == None, "primary", out)  # noqa: E711
+        out[~has_c] = fam[t_rows][~has_c]
+        out[out == None] = "primary"  # noqa: E711
         if self.families:
             metric = np.array(self.cols.metric, dtype=object)[heads]
             for name, family in self.families.items():
@@ -459,15 +464,17 @@ def _srm(
     largest = np.full(first.size, np.nan)
     np.fmax.at(largest, combo, cols.n[lay.order])
     scope, scope_first = first_appearance(scope_key[first])
-    results, scopes, warns = [], [], []
+    results: list[Any] = []
+    scopes: list[tuple[str, str]] = []
+    warns: list[str] = []
     index = np.full(scope_first.size, -1, dtype=np.intp)
     for s in range(scope_first.size):
         members = np.nonzero(scope == s)[0]
         if members.size < 2:
             continue
         row = int(lay.order[first[members[0]]])
-        exp, seg = cols.experiment[row], cols.segment[row]
-        variants = [cols.variant[int(lay.order[first[j]])] for j in members.tolist()]
+        exp, seg = cols.text("experiment", row), cols.text("segment", row)
+        variants = [cols.text("variant", int(lay.order[first[j]])) for j in members.tolist()]
         w = None
         if weights is not None:
             missing = [v for v in variants if v not in weights]

@@ -28,14 +28,10 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from operator import itemgetter
-from pathlib import Path
-from typing import Any, TypeGuard, get_args
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -48,33 +44,23 @@ from proving.stats.table import (
     KEY_FIELDS,
     STAT_FIELDS,
     ArmRow,
+    BoolArray,
+    FallbackError,
+    FloatArray,
+    IntArray,
+    RawColumns,
     TableSource,
+    Text,
+    factorize,
     is_blank,
+    is_column_dict,
+    raw_columns,
     read_table,
-    row_list,
 )
 
 __all__ = ["ArmColumns", "columns_from_rows", "read_columns"]
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.intp]
-Text = tuple[IntArray, list[Any]]  # integer codes and the distinct values they index
 _KEYS = ("experiment", "metric", "segment", "variant")
-
-
-class FallbackError(Exception):
-    """The fast reader declines; read_table() will explain or handle the input."""
-
-
-def factorize(values: Sequence[Any]) -> Text:
-    """Codes in order of first appearance and the distinct values (dict work done in C)."""
-    uniques = list(dict.fromkeys(values))
-    if len(uniques) <= 1:
-        return np.zeros(len(values), dtype=np.intp), uniques
-    index = dict(zip(uniques, range(len(uniques)), strict=True))
-    codes = np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
-    return codes, uniques
 
 
 def first_appearance(keys: npt.NDArray[np.int64]) -> tuple[IntArray, IntArray]:
@@ -94,32 +80,16 @@ def expand(codes: IntArray, values: list[Any]) -> list[Any]:
     return table[codes].tolist() if len(values) else [None] * codes.size
 
 
-def text_codes(values: Sequence[Any], nan: bool = False) -> Text:
-    """Factorize a text column: lists become tuples, other non-text cells their ``str()``.
-
-    Blank cells (None, whitespace, NaN where NaN marks a missing cell) become None; the
-    distinct values are then all str, tuple or None, so cleaning them (:func:`clean_text`)
-    is the same as cleaning every cell. (``1``, ``1.0`` and ``True`` are one dict key but
-    three different texts, hence the conversion before factorizing.)
-    """
-    cells = list(values)
-    if any(isinstance(v, list) for v in cells):
-        cells = [tuple(v) if isinstance(v, list) else v for v in cells]
-    try:
-        codes, uniques = factorize(cells)
-    except TypeError:  # an unhashable cell: read_table explains
-        raise FallbackError from None
-    if all(v is None or type(v) is str for v in uniques):
-        return codes, uniques
-    cells = [
-        None if is_blank(v, nan) else v if isinstance(v, (str, tuple)) else str(v) for v in cells
-    ]
-    return factorize(cells)
-
-
 def clean_text(text: Text, default: str | None, nan: bool) -> Text:
     """Strip the distinct values and replace blanks by ``default`` (None: required)."""
     codes, uniques = text
+    if uniques and set(map(type, uniques)) == {str}:
+        # The common case, in C: nothing to strip, nothing blank (numpy strips the
+        # characters str.strip() does).
+        values = np.array(uniques, dtype=np.dtypes.StringDType())
+        stripped = np.strings.strip(values)
+        if np.all(stripped == values) and not np.any(stripped == ""):
+            return text
     if any(isinstance(v, tuple) for v in uniques):
         raise FallbackError
     cleaned = [default if is_blank(v, nan) else str(v).strip() for v in uniques]
@@ -127,57 +97,6 @@ def clean_text(text: Text, default: str | None, nan: bool) -> Text:
         raise FallbackError
     remap, distinct = factorize(cleaned)
     return (remap[codes] if len(distinct) < len(cleaned) else codes), distinct
-
-
-def numeric(values: list[Any], nan_is_missing: bool) -> tuple[FloatArray, BoolArray]:
-    """Float values (NaN where missing) and the presence mask; FallbackError on a bad cell."""
-    if None not in values:  # numpy would turn None into NaN silently
-        try:
-            out = np.asarray(values, dtype=float)
-            present = ~np.isnan(out) if nan_is_missing else np.ones(out.shape, dtype=bool)
-            return out, present
-        except (TypeError, ValueError):
-            pass
-    cells = np.fromiter(values, dtype=object, count=len(values))
-    present = cells != None  # noqa: E711 (elementwise, on an object array)
-    if nan_is_missing:
-        present &= np.array([not is_blank(v, True) for v in values], dtype=bool)
-    out = np.full(len(values), np.nan)
-    try:
-        out[present] = cells[present].astype(float)
-    except (TypeError, ValueError):
-        raise FallbackError from None
-    return out, present
-
-
-def dict_columns(records: Sequence[Any]) -> dict[str, list[Any]]:
-    """Transpose a list of mappings, a batch of rows with the same keys at a time.
-
-    ``itemgetter`` over the rows that share a key set runs in C; a ``.get`` per cell is
-    ~10x slower on 10,000-comparison tables.
-    """
-    if set(map(type, records)) != {dict} and not all(isinstance(r, Mapping) for r in records):
-        raise FallbackError
-    batches: dict[tuple[str, ...], list[int]] = {}
-    for i, signature in enumerate(map(tuple, records)):
-        batches.setdefault(signature, []).append(i)
-    names = dict.fromkeys(k for signature in batches for k in signature)
-    if len(batches) == 1:
-        ((signature, _),) = batches.items()
-        rows = list(map(itemgetter(*signature), records)) if signature else []
-        values = [(v,) for v in rows] if len(signature) == 1 else rows
-        return {k: list(col) for k, col in zip(signature, zip(*values, strict=True), strict=True)}
-    m = len(records)
-    out = {k: np.full(m, None, dtype=object) for k in names}
-    for signature, idx in batches.items():
-        if not signature:
-            continue
-        rows = list(map(itemgetter(*signature), (records[i] for i in idx)))
-        values = [(v,) for v in rows] if len(signature) == 1 else rows
-        for k, col in zip(signature, zip(*values, strict=True), strict=True):
-            # fromiter keeps list cells (covariate_names) as single objects.
-            out[k][idx] = np.fromiter(col, dtype=object, count=len(idx))
-    return {k: v.tolist() for k, v in out.items()}
 
 
 def covariate_columns(
@@ -237,6 +156,30 @@ def covariate_names(raw: Text | None, k: IntArray, nan: bool) -> Text:
     return remap[pair], distinct
 
 
+class _TextColumn:
+    """A text column of :class:`ArmColumns`: a list, built from the codes on first read.
+
+    The reader factorizes text columns while validating them, and the analysis groups by
+    the codes; the lists are only needed for labels, so they are not built until read.
+    Installed on the class after ``@dataclass`` ran, so the fields stay plain and required.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)
+        state = obj.__dict__
+        values = state.get(self.name)
+        if values is None:
+            values = state[self.name] = expand(*state["_codes"][self.name])
+        return values
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
 @dataclass(frozen=True)
 class ArmColumns:
     """Per-arm sufficient statistics as columns, one entry per arm (unique keys).
@@ -264,7 +207,14 @@ class ArmColumns:
     covariate_denominator_sum_products: FloatArray  # (m, K)
 
     def __len__(self) -> int:
-        return len(self.variant)
+        return int(self.n.shape[0])
+
+    @classmethod
+    def _from_codes(cls, codes: dict[str, Text], **arrays: FloatArray) -> ArmColumns:
+        """Columns whose text fields are given as codes (expanded when read)."""
+        out = cls.__new__(cls)
+        out.__dict__.update(arrays, _codes=codes)
+        return out
 
     def codes(self, name: str) -> tuple[IntArray, list[Any]]:
         """Integer codes and distinct values of a text column (``kind``, ``variant``, ...).
@@ -276,6 +226,13 @@ class ArmColumns:
         if name not in cache:
             cache[name] = factorize(getattr(self, name))
         return cache[name]
+
+    def text(self, name: str, row: int) -> Any:
+        """``getattr(self, name)[row]``, from the codes (without building the whole list)."""
+        if name in self.__dict__:
+            return self.__dict__[name][row]
+        codes, values = self.codes(name)
+        return values[int(codes[row])]
 
     def moments(self, idx: IntArray, *, ratio: bool, k: int) -> tuple[FloatArray, ...]:
         """Stacked ``(n, sums, cross)`` of the rows ``idx`` over ``(y, [d], x_1..x_k)``."""
@@ -297,6 +254,13 @@ class ArmColumns:
                 d_x = self.covariate_denominator_sum_products[idx, :k]
                 cross[:, 1, o:] = cross[:, o:, 1] = d_x
         return self.n[idx], sums, cross
+
+
+_TEXT_FIELDS = ("experiment", "metric", "segment", "variant", "kind", "family", "covariate_names")
+for _name in _TEXT_FIELDS:  # after @dataclass: the fields stay plain, required ones
+    _column = _TextColumn()
+    _column.__set_name__(ArmColumns, _name)
+    setattr(ArmColumns, _name, _column)
 
 
 def columns_from_rows(rows: Sequence[ArmRow]) -> ArmColumns:
@@ -338,140 +302,22 @@ def columns_from_rows(rows: Sequence[ArmRow]) -> ArmColumns:
     )
 
 
-@dataclass
-class _Raw:
-    """A source's columns: text columns factorized, numeric ones as (values, present)."""
-
-    m: int
-    nan: bool  # NaN marks a missing cell (pandas)
-    texts: dict[str, Text]
-    nums: dict[str, tuple[FloatArray, BoolArray]]
-
-
-def _text_or_numeric(name: str) -> bool:
-    return name in KEY_FIELDS or name == "covariate_names"
-
-
-def _raw_from_lists(cols: dict[str, list[Any]], nan: bool) -> _Raw:
-    m = len(next(iter(cols.values()))) if cols else 0
-    texts = {k: text_codes(v, nan) for k, v in cols.items() if _text_or_numeric(k)}
-    nums = {k: numeric(v, nan) for k, v in cols.items() if not _text_or_numeric(k)}
-    return _Raw(m, nan, texts, nums)
-
-
-def _raw_from_arrow(table: Any) -> _Raw:
-    """Arrow columns without a Python object per cell where the type allows it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    texts: dict[str, Text] = {}
-    nums: dict[str, tuple[FloatArray, BoolArray]] = {}
-    m = int(table.num_rows)
-    for name in table.column_names:
-        col = table.column(name)
-        kind = col.type
-        if _text_or_numeric(name):
-            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-                enc = pc.dictionary_encode(col).combine_chunks()
-                uniques = enc.dictionary.to_pylist()
-                idx = enc.indices
-                if idx.null_count:
-                    uniques.append(None)
-                    idx = idx.fill_null(len(uniques) - 1)
-                texts[name] = (idx.to_numpy(zero_copy_only=False).astype(np.intp), uniques)
-            else:
-                texts[name] = text_codes(col.to_pylist())
-        elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-            if col.null_count:
-                present = col.is_valid().to_numpy(zero_copy_only=False)
-                values = np.where(present, values, np.nan)
-            else:
-                present = np.ones(m, dtype=bool)
-            nums[name] = (np.asarray(values, dtype=float), np.asarray(present, dtype=bool))
-        else:
-            nums[name] = numeric(col.to_pylist(), False)
-    return _Raw(m, False, texts, nums)
-
-
-def _raw_from_frame(frame: Any) -> _Raw:
-    """pandas columns: numeric dtypes in bulk, NaN marking a missing cell."""
-    texts: dict[str, Text] = {}
-    nums: dict[str, tuple[FloatArray, BoolArray]] = {}
-    for c in frame.columns:
-        name, series = str(c), frame[c]
-        if not _text_or_numeric(name) and series.dtype.kind in "iuf":
-            values = series.to_numpy(dtype=float, na_value=np.nan)
-            nums[name] = (values, ~np.isnan(values))
-        elif _text_or_numeric(name):
-            texts[name] = text_codes(series.tolist(), True)
-        else:
-            nums[name] = numeric(series.tolist(), True)
-    return _Raw(len(frame), True, texts, nums)
-
-
-def _raw(source: TableSource) -> _Raw:
-    """The source's columns; FallbackError for what read_table must read or explain."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file() or path.suffix.lower() not in (".csv", ".json"):
-            raise FallbackError
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8") as fh:
-                lines = list(csv.reader(fh))
-            if len(lines) < 2 or any(len(line) != len(lines[0]) for line in lines):
-                raise FallbackError
-            cols = {h: [v or None for v in c] for h, *c in zip(*lines, strict=True)}
-            return _raw_from_lists(cols, False)
-        try:
-            source = row_list(json.loads(path.read_text(encoding="utf-8")), str(path))
-        except (json.JSONDecodeError, StatsInputError):
-            raise FallbackError from None
-    if hasattr(source, "column_names") and hasattr(source, "num_rows"):  # pyarrow.Table
-        return _raw_from_arrow(source)
-    if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas.DataFrame
-        return _raw_from_frame(source)
-    if _is_column_dict(source):
-        if len({len(v) for v in source.values()}) != 1:
-            raise FallbackError
-        return _raw_from_lists(
-            {
-                str(k): v.tolist() if isinstance(v, np.ndarray) else list(v)
-                for k, v in source.items()
-            },
-            False,
-        )
-    if isinstance(source, Mapping):
-        source = source.get("rows")
-    if not isinstance(source, (list, tuple)):
-        raise FallbackError
-    return _raw_from_lists(dict_columns(source), False)
-
-
-def _is_column_dict(source: Any) -> TypeGuard[Mapping[Any, Any]]:
-    """A mapping of column name to list/array (what a query returns), not ``{"rows": ...}``."""
-    return (
-        isinstance(source, Mapping)
-        and "rows" not in source
-        and bool(source)
-        and all(isinstance(v, (list, tuple, np.ndarray)) for v in source.values())
-    )
-
-
-def _key_text(raw: _Raw, key: str, default: str | None, vocabulary: Sequence[str] = ()) -> Text:
+def _key_text(
+    raw: RawColumns, key: str, default: str | None, vocabulary: Sequence[str] = ()
+) -> Text:
     """Cleaned codes of a key column (``default`` where blank; FallbackError if required)."""
     text = raw.texts.get(key)
     if text is None:
         if default is None:
             raise FallbackError
         return np.zeros(raw.m, dtype=np.intp), [default]
-    codes, uniques = clean_text(text, default, raw.nan)
+    codes, uniques = text if key in raw.clean else clean_text(text, default, raw.nan)
     if vocabulary and not set(uniques) <= {"", *vocabulary}:
         raise FallbackError
     return codes, uniques
 
 
-def _fast_columns(raw: _Raw) -> ArmColumns:
+def _fast_columns(raw: RawColumns) -> ArmColumns:
     """Validate and convert whole columns; FallbackError on anything read_table must explain."""
     names = [*raw.texts, *raw.nums]
     if not names or raw.m == 0:
@@ -510,8 +356,8 @@ def _fast_columns(raw: _Raw) -> ArmColumns:
         "family": (family[0], [v or None for v in family[1]]),
         "covariate_names": (names_codes, names_values),
     }
-    cols = ArmColumns(
-        **{name: expand(*codes[name]) for name in (*_KEYS, "kind", "family", "covariate_names")},
+    cols = ArmColumns._from_codes(
+        codes,
         n=num["n"][0],
         sum=num["sum"][0],
         sum_squares=sum_squares,
@@ -525,7 +371,6 @@ def _fast_columns(raw: _Raw) -> ArmColumns:
         covariate_sum_products=x_y,
         covariate_denominator_sum_products=x_d,
     )
-    cols.__dict__["_codes"] = codes
     return _merge_columns(cols)
 
 
@@ -542,35 +387,21 @@ def _merge_columns(cols: ArmColumns) -> ArmColumns:
     kind, cov = cols.codes("kind")[0], cols.codes("covariate_names")[0]
     if np.any(kind != kind[first][codes]) or np.any(cov != cov[first][codes]):
         raise FallbackError  # read_table names the rows that cannot be merged
-    family: list[str | None] = [None] * u
-    for code, fam in zip(codes.tolist(), cols.family, strict=True):
-        family[code] = family[code] or fam
 
     def total(values: FloatArray) -> FloatArray:
         out = np.zeros((u, *values.shape[1:]))
         np.add.at(out, codes, values)
         return out
 
-    pick = first.tolist()
-    merged = ArmColumns(
-        experiment=[cols.experiment[i] for i in pick],
-        metric=[cols.metric[i] for i in pick],
-        segment=[cols.segment[i] for i in pick],
-        variant=[cols.variant[i] for i in pick],
-        kind=[cols.kind[i] for i in pick],
-        family=family,
-        covariate_names=[cols.covariate_names[i] for i in pick],
-        **{
-            f.name: total(getattr(cols, f.name))
-            for f in fields(ArmColumns)
-            if isinstance(getattr(cols, f.name), np.ndarray)
-        },
+    text = {name: (c[first], values) for name, (c, values) in cols.__dict__["_codes"].items()}
+    family_values: list[str | None] = [None] * u
+    for code, fam in zip(codes.tolist(), cols.family, strict=True):
+        family_values[code] = family_values[code] or fam
+    text["family"] = factorize(family_values)
+    merged = ArmColumns._from_codes(
+        text,
+        **{f.name: total(getattr(cols, f.name)) for f in fields(ArmColumns) if f.name not in text},
     )
-    merged.__dict__["_codes"] = {
-        name: (c[first], values)
-        for name, (c, values) in cols.__dict__["_codes"].items()
-        if name != "family"
-    }
     return merged
 
 
@@ -592,9 +423,9 @@ def read_columns(source: TableSource | Sequence[ArmRow]) -> ArmColumns:
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], ArmRow):
         return columns_from_rows(read_table(source))
     try:
-        return _fast_columns(_raw(source))
+        return _fast_columns(raw_columns(source))
     except FallbackError:
-        if _is_column_dict(source):
+        if is_column_dict(source):
             source = _dict_rows(source)
         return columns_from_rows(read_table(source))
 

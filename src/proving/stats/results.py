@@ -30,8 +30,10 @@ import json
 import math
 import types
 import typing
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import numpy as np
@@ -220,21 +222,24 @@ def comparisons_from_columns(columns: ComparisonColumns) -> tuple[ComparisonResu
             f"{sorted(_COMPARISON_FIELDS)}."
         )
     template = {n: v for n, v in _COMPARISON_DEFAULTS.items() if n not in columns}
-    new, cls, set_attr = object.__new__, ComparisonResult, object.__setattr__
-    out = []
+    size = len(columns["metric"])
+    if any(len(columns[n]) != size for n in names):
+        raise StatsInputError("comparisons_from_columns: the columns differ in length.")
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for row in zip(*(columns[n] for n in names), strict=True):
-            obj = new(cls)
-            values = dict(zip(names, row, strict=True))
-            values.update(template)
-            set_attr(obj, "__dict__", values)
-            out.append(obj)
+        # map() keeps every per-object step in C: instances, their dicts, the defaults.
+        objects = tuple(map(object.__new__, repeat(ComparisonResult, size)))
+        states = list(
+            map(dict, map(zip, repeat(names), zip(*(columns[n] for n in names), strict=True)))
+        )
+        if template:
+            deque(map(dict.update, states, repeat(template)), maxlen=0)
+        deque(map(object.__setattr__, objects, repeat("__dict__"), states), maxlen=0)
     finally:
         if enabled:
             gc.enable()
-    return tuple(out)
+    return objects
 
 
 class _Comparisons:
