@@ -45,7 +45,29 @@ _EXPORTS: dict[str, str] = {
     "ProvingError": "proving.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AnalysisResult",
+    "ArmStats",
+    "Assignment",
+    "BatchWriter",
+    "ComparisonResult",
+    "ExperimentSpec",
+    "MonitorSpec",
+    "ProvingError",
+    "SequentialMonitor",
+    "analyze",
+    "assign",
+    "assign_batch",
+    "compute_metrics",
+    "create_app",
+    "judge",
+    "load_metrics_spec",
+    "load_spec",
+    "minimum_detectable_effect",
+    "open_store",
+    "sample_size",
+    "simulate_experiment",
+]
 
 if TYPE_CHECKING:
     from proving.assign import Assignment, assign, assign_batch

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from proving.metrics.engines import MetricsEngine
+from proving.metrics.engines import MetricsEngine, connect
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 EventTables = dict[str, pd.DataFrame]
@@ -169,10 +169,12 @@ def postgres_engine_factory(
     postgres_dsn: str, postgres_schema: str
 ) -> Callable[[EventTables], MetricsEngine]:
     def build(tables: EventTables) -> MetricsEngine:
-        con = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test")
+        # Through the store URL, as the CLI opens it.
+        sep = "&" if "?" in postgres_dsn else "?"
+        engine = connect(f"{postgres_dsn}{sep}schema={postgres_schema}")
         for name, df in tables.items():
-            con.create_table(name, to_arrow(df), database=postgres_schema)
-        return MetricsEngine(con, database=postgres_schema)
+            engine.backend.create_table(name, to_arrow(df), database=postgres_schema)
+        return engine
 
     return build
 

@@ -39,9 +39,7 @@ def _chromium() -> str:
     return path
 
 
-def test_report_holds_the_table_the_plots_and_the_json(
-    report: DemoReport, tmp_path: Path
-) -> None:
+def test_report_holds_the_table_the_plots_and_the_json(report: DemoReport, tmp_path: Path) -> None:
     page = write_demo_report(report, tmp_path / "r" / "demo.html").read_text()
     for metric in ("revenue", "conversion", "clicks_per_session"):
         assert metric in page

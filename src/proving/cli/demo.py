@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -134,12 +134,15 @@ def render_live(live: LiveDemoResult, console: Console) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
 
 
+DEFAULT_REPORT = Path("reports/demo.html")
+
+
 def demo_command(
     units: int = typer.Option(200_000, min=1_000, help="Number of simulated users."),
     seed: int = typer.Option(2026, help="Random seed of the simulated world."),
-    report: Path = typer.Option(
-        Path("reports/demo.html"), help="Where to write the HTML report with plots."
-    ),
+    report: Annotated[
+        Path, typer.Option(help="Where to write the HTML report with plots.")
+    ] = DEFAULT_REPORT,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     live: bool = typer.Option(
         True,

@@ -8,19 +8,20 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from proving.simulate.demo import DemoReport
+from proving.stats.results import ComparisonResult
 
 
 def _forest(report: DemoReport) -> go.Figure:
     """Each metric's lift with its interval, with and without CUPED, against the truth."""
     fig = go.Figure()
     names = [m.metric for m in report.metrics]
-    for label, pick, offset, color in (
-        ("with CUPED", lambda m: m.with_cuped, -0.12, "#1f77b4"),
-        ("without CUPED", lambda m: m.without_cuped, 0.12, "#aaaaaa"),
+    for label, attribute, offset, color in (
+        ("with CUPED", "with_cuped", -0.12, "#1f77b4"),
+        ("without CUPED", "without_cuped", 0.12, "#aaaaaa"),
     ):
         xs, ys, lo, hi = [], [], [], []
         for i, m in enumerate(report.metrics):
-            r = pick(m)
+            r: ComparisonResult = getattr(m, attribute)
             if r.estimate is None or r.ci_lower is None or r.ci_upper is None:
                 continue
             xs.append(100 * r.estimate)
@@ -160,6 +161,10 @@ def _live(report: DemoReport) -> go.Figure:
     return fig
 
 
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:+.2f}%"
+
+
 def write_demo_report(report: DemoReport, path: str | Path) -> Path:
     """Write the demo's HTML report (plots and the JSON result) to ``path``."""
     out = Path(path)
@@ -171,7 +176,7 @@ def write_demo_report(report: DemoReport, path: str | Path) -> Path:
     rows = "".join(
         f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
         f"<td>{100 * m.true_lift:+.2f}%</td>"
-        f"<td>{'' if m.with_cuped.estimate is None else f'{100 * m.with_cuped.estimate:+.2f}%'}</td>"
+        f"<td>{_percent(m.with_cuped.estimate)}</td>"
         f"<td>{'yes' if m.recovered else 'no'}</td>"
         f"<td>{'' if m.interval_narrowing is None else f'{100 * m.interval_narrowing:.0f}%'}</td>"
         "</tr>"
