@@ -63,6 +63,16 @@ def test_human_output_explains_rule_bucket_and_why() -> None:
     assert "why:" in out and "layer hash" in out and "domain hash" in out
 
 
+def test_human_output_shows_the_variant_model() -> None:
+    # Regression: the model reference (a read-only mapping) once crashed the human output.
+    spec = str(EXAMPLES / "checkout-ab.yaml")
+    attrs = '{"country": "US", "app_version": "4.3.0"}'
+    args = ["assign", "--spec", spec, "--unit", "u1", "--attrs", attrs]
+    result = runner.invoke(app, [*args, "--now", "2026-03-10T12:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "checkout-ranker" in result.stdout and '"version": "' in result.stdout
+
+
 def test_switchback_shows_the_window() -> None:
     args = ["--spec", str(EXAMPLES / "pricing-switchback.yaml"), "--unit", "r1"]
     data = _json([*args, "--attrs", '{"city": "paris"}', "--now", "2026-01-05T03:20:00Z"])

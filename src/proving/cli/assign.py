@@ -77,7 +77,7 @@ def _render(a: Assignment, console: Console) -> None:
         ("layer bucket", "-" if a.layer_bucket is None else f"{a.layer_bucket:.4f}"),
     ]
     if a.model is not None:
-        rows.append(("model", json.dumps(a.model)))
+        rows.append(("model", json.dumps(dict(a.model), default=str)))
     if a.value is not None:
         rows.append(("value", json.dumps(a.value, default=str)))
     if a.shadow_variants:

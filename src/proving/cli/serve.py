@@ -66,6 +66,12 @@ def serve_command(
     ] = None,
     reload_interval: Annotated[float, typer.Option(help="Seconds between spec checks.")] = 1.0,
     drain_timeout: Annotated[float, typer.Option(help="Seconds to drain at shutdown.")] = 10.0,
+    threaded_models: Annotated[
+        bool, typer.Option(help="Run plain in-process models in worker threads.")
+    ] = False,
+    log_features: Annotated[
+        bool, typer.Option(help="Include request features in prediction events.")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the gateway: predict, rank, ingest, metrics and the admin API."""
@@ -86,6 +92,8 @@ def serve_command(
         batch_max_size=batch_max_size,
         reload_interval=reload_interval,
         drain_timeout=drain_timeout,
+        threaded_models=threaded_models,
+        log_features=log_features,
     )
     try:
         app = create_app(

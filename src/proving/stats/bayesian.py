@@ -45,10 +45,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import math
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +70,13 @@ from proving.stats.priors import (
     PriorFit,
     fit_prior,
 )
-from proving.stats.results import ComparisonResult, Effect, RelativeMethod, ResultBase
+from proving.stats.results import (
+    AnalysisResult,
+    ComparisonResult,
+    Effect,
+    RelativeMethod,
+    ResultBase,
+)
 
 # The priors live in proving.stats.priors; they stay importable from here.
 __all__ = [
@@ -277,8 +288,66 @@ def _levels(p: FloatArray, correction: Correction, alpha: float) -> FloatArray:
     return np.full(m, alpha)
 
 
+_FAMILY_INPUTS = (
+    "metric",
+    "variant",
+    "experiment",
+    "segment",
+    "effect",
+    "estimate",
+    "std_err",
+    "p_value",
+    "control_mean",
+    "reason",
+)
+
+
+def _read(results: Sequence[ComparisonResult] | AnalysisResult) -> Mapping[str, Sequence[Any]]:
+    """The columns of ``results`` that a family needs (an AnalysisResult without objects)."""
+    if isinstance(results, AnalysisResult):
+        return results.comparison_columns()
+    objects = list(results)
+    return {n: list(map(attrgetter(n), objects)) for n in _FAMILY_INPUTS}
+
+
+def _plain_list(x: FloatArray) -> list[float | None]:
+    out: list[float | None] = np.where(np.isfinite(x), x, None).tolist()
+    return out
+
+
+def _scatter(column: list[Any], idx: list[int], values: Sequence[Any]) -> list[Any]:
+    """``column`` (modified) with ``values`` at the positions ``idx``."""
+    if len(idx) == len(column):
+        return list(values)
+    for i, v in zip(idx, values, strict=True):
+        column[i] = v
+    return column
+
+
+def _results_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[BayesianResult]:
+    """BayesianResults from one column per field, without running ``__init__`` per object.
+
+    Each object gets its ``__dict__`` in one step (built in C by ``map``), with the cyclic
+    garbage collector paused (the objects are acyclic); they equal (and are as frozen as)
+    ``BayesianResult(**row)``.
+    """
+    size = len(columns["metric"])
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        states = map(
+            dict, map(zip, repeat(_RESULT_FIELDS), zip(*(columns[n] for n in _RESULT_FIELDS)))
+        )
+        objects = list(map(object.__new__, repeat(BayesianResult, size)))
+        deque(map(object.__setattr__, objects, repeat("__dict__"), states), maxlen=0)
+    finally:
+        if enabled:
+            gc.enable()
+    return objects
+
+
 def bayesian_family(
-    results: Sequence[ComparisonResult],
+    results: Sequence[ComparisonResult] | AnalysisResult,
     *,
     prior: NormalPrior | Literal["empirical"] = DEFAULT_PRIOR,
     correction: Correction = "none",
@@ -288,9 +357,13 @@ def bayesian_family(
 ) -> list[BayesianResult]:
     """Bayesian results for a family of comparisons (one metric family of an analysis).
 
+    Vectorized end to end: the posterior of every comparison is one array computation,
+    and an :class:`AnalysisResult` (``analyze(...)``) is read by its columns without
+    creating a ComparisonResult per comparison.
+
     Args:
-        results: frequentist comparisons (``analyze(...).comparisons``), all with the same
-            ``effect`` scale.
+        results: frequentist comparisons (``analyze(...)`` or ``analyze(...).comparisons``),
+            all with the same ``effect`` scale.
         prior: a :class:`NormalPrior`, or ``"empirical"`` to fit one to this family
             (partial pooling; needs >= 3 comparisons with an estimate).
         correction: ``none``, ``holm`` or ``bh``: credible intervals at the level
@@ -302,58 +375,73 @@ def bayesian_family(
     Returns:
         One :class:`BayesianResult` per input, in order; comparisons without an estimate
         keep ``None`` fields and their ``reason``.
+
+    Example:
+        >>> r = ComparisonResult(metric="ctr", variant="b", effect="absolute", estimate=0.02,
+        ...                      std_err=0.005, control_mean=0.1, p_value=6e-5)
+        >>> out = bayesian_family([r], prior=FLAT_PRIOR)[0]
+        >>> round(out.posterior_mean, 3), out.chance_to_win > 0.99
+        (0.02, True)
     """
     if correction not in ("none", "holm", "bh"):
         raise StatsInputError(f"`correction` must be 'none', 'holm' or 'bh'; got {correction!r}.")
-    effects = {r.effect for r in results}
+    columns = _read(results)
+    effects = set(columns["effect"])
     if len(effects) > 1:
         raise StatsInputError(
             f"a family mixes effect scales {sorted(effects)}; analyse it with one `effect`."
         )
-    ok = [i for i, r in enumerate(results) if r.estimate is not None and r.std_err is not None]
-    d = np.array([results[i].estimate for i in ok], dtype=float)
-    se = np.array([results[i].std_err for i in ok], dtype=float)
+    effect = next(iter(effects), "relative")
+    size = len(columns["metric"])
+    ok = [
+        i
+        for i, (e, s) in enumerate(zip(columns["estimate"], columns["std_err"], strict=True))
+        if e is not None and s is not None
+    ]
+    d = np.array([columns["estimate"][i] for i in ok], dtype=float)
+    se = np.array([columns["std_err"][i] for i in ok], dtype=float)
     notes: tuple[str, ...] = ()
     if prior == "empirical":
-        fit = fit_prior(d, se, method=fit_method, scale=next(iter(effects), "relative"))
+        fit = fit_prior(d, se, method=fit_method, scale=effect)
         chosen, notes = fit.prior, fit.warnings
     else:
         chosen = prior
-    p = np.array([results[i].p_value for i in ok], dtype=float)
-    levels = _levels(p, correction, alpha)
-    out = [_empty(r, alpha, chosen.source, correction) for r in results]
-    for j, i in enumerate(ok):
-        r = results[i]
-        mu0, s2 = chosen.on_effect_scale(r.effect, r.control_mean or 0.0)
+    out: dict[str, list[Any]] = {
+        "metric": list(columns["metric"]),
+        "variant": list(columns["variant"]),
+        "experiment": list(columns["experiment"]),
+        "segment": list(columns["segment"]),
+        "effect": list(columns["effect"]),
+        "alpha": [alpha] * size,
+        "prior_source": [chosen.source] * size,
+        "correction": [correction] * size,
+        "reason": [r or "no estimate" for r in columns["reason"]],
+        **{n: [_RESULT_DEFAULTS[n]] * size for n in _FILLED_FIELDS},
+    }
+    if ok:
+        p = np.array([columns["p_value"][i] for i in ok], dtype=float)
+        level = float(_levels(p, correction, alpha)[0])  # one level for the whole family
+        control_mean = [columns["control_mean"][i] for i in ok]
+        mu0, s2 = chosen.on_effect_scale(effect, [c or 0.0 for c in control_mean])
         post = posterior(
-            d[j : j + 1],
-            se[j : j + 1],
-            prior_mean=mu0,
-            prior_variance=s2,
-            alpha=float(levels[j]),
+            d, se, prior_mean=mu0, prior_variance=s2, alpha=level,
             higher_is_better=higher_is_better,
-        )
-        values = {name: float(getattr(post, name)[0]) for name in _POSTERIOR_FIELDS}
-        prior_var = float(s2[0])
-        out[i] = replace(
-            out[i],
-            reason=None,
-            credible_alpha=float(levels[j]),
-            prior_mean=float(mu0[0]),
-            prior_std=math.sqrt(prior_var) if math.isfinite(prior_var) else None,
-            estimate=float(d[j]),
-            std_err=float(se[j]),
-            posterior_mean=values["posterior_mean"],
-            posterior_std=values["posterior_std"],
-            ci_lower=values["ci_lower"],
-            ci_upper=values["ci_upper"],
-            chance_to_win=values["chance_to_win"],
-            expected_loss_treatment=values["expected_loss_treatment"],
-            expected_loss_control=values["expected_loss_control"],
-            bayes_factor=values["bayes_factor"],
-            warnings=notes,
-        )
-    return out
+        )  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            prior_std = np.where(np.isfinite(s2), np.sqrt(s2), None).tolist()
+        filled: dict[str, Sequence[Any]] = {
+            "reason": [None] * len(ok),
+            "credible_alpha": [level] * len(ok),
+            "prior_mean": np.broadcast_to(mu0, d.shape).tolist(),
+            "prior_std": prior_std,
+            "estimate": d.tolist(),
+            "std_err": se.tolist(),
+            "warnings": [notes] * len(ok),
+            **{name: getattr(post, name).tolist() for name in _POSTERIOR_FIELDS},
+        }
+        for name, values in filled.items():
+            out[name] = _scatter(out[name], ok, values)
+    return _results_from_columns(out)
 
 
 _POSTERIOR_FIELDS = (
@@ -368,15 +456,19 @@ _POSTERIOR_FIELDS = (
 )
 
 
-def _empty(r: ComparisonResult, alpha: float, source: str, correction: str) -> BayesianResult:
-    return BayesianResult(
-        metric=r.metric,
-        variant=r.variant,
-        experiment=r.experiment,
-        segment=r.segment,
-        effect=r.effect,
-        alpha=alpha,
-        prior_source=source,
-        correction=correction,
-        reason=r.reason or "no estimate",
-    )
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(BayesianResult))
+_RESULT_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(BayesianResult)
+    if f.default is not dataclasses.MISSING
+}
+# The fields a comparison without an estimate leaves at their defaults.
+_FILLED_FIELDS = (
+    "credible_alpha",
+    "prior_mean",
+    "prior_std",
+    "estimate",
+    "std_err",
+    *_POSTERIOR_FIELDS,
+    "warnings",
+)

@@ -57,10 +57,14 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -69,10 +73,18 @@ from scipy import special
 from proving.errors import StatsInputError
 from proving.stats.effects import ArrayLike, compare, validate_options
 from proving.stats.multiple import FAMILY_KEYS, benjamini_hochberg, holm
-from proving.stats.results import Alternative, ComparisonResult, Effect, RelativeMethod
+from proving.stats.results import (
+    AnalysisResult,
+    Alternative,
+    ComparisonResult,
+    Effect,
+    RelativeMethod,
+    comparisons_from_columns,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
+IntArray = npt.NDArray[np.intp]
 SequentialMethod = Literal["confidence_sequence", "msprt"]
 
 DEFAULT_TUNING_N = 5000.0
@@ -363,46 +375,167 @@ _ALWAYS_VALID_NOTE = (
 )
 
 
-def _key(r: ComparisonResult) -> tuple[str, str, str, str, str]:
-    return (r.experiment, r.segment, r.metric, r.control, r.variant)
+_KEY_FIELDS = ("experiment", "segment", "metric", "control", "variant")
+_INPUT_FIELDS = (
+    *_KEY_FIELDS,
+    "effect",
+    "relative_method",
+    "alternative",
+    "alpha",
+    "estimate",
+    "std_err",
+    "n_control",
+    "n_treatment",
+    "p_value",
+    "warnings",
+)
+Columns = Mapping[str, Sequence[Any]]
+Comparisons = Sequence[ComparisonResult] | AnalysisResult
 
 
-def _interval_at(
-    r: ComparisonResult, alpha: float, tuning_n: float, mixture_variance: float | None
-) -> tuple[float, float, float]:
-    """The always-valid interval and p-value of one result at error ``alpha``."""
-    assert r.estimate is not None and r.std_err is not None
-    log = r.effect == "relative" and r.relative_method == "log"
-    centre = math.log1p(r.estimate) if log else r.estimate
-    se = r.std_err / (1.0 + r.estimate) if log else r.std_err
-    n = (r.n_control or 0.0) + (r.n_treatment or 0.0)
-    lo, hi, p, _, _ = always_valid_interval(
-        [centre], [se], [n], alpha=alpha, alternative=r.alternative, tuning_n=tuning_n,
-        mixture_variance=mixture_variance,
-    )  # fmt: skip
-    if log:
-        lo, hi = np.expm1(lo), np.expm1(hi)
-    return float(lo[0]), float(hi[0]), float(p[0])
+def _read(
+    results: Comparisons, names: Sequence[str] = _INPUT_FIELDS
+) -> tuple[Columns, list[ComparisonResult] | None]:
+    """The columns ``names`` of ``results``, and the objects when given objects.
+
+    An :class:`AnalysisResult` from :func:`proving.stats.analyze` is read as columns
+    without creating one object per comparison.
+    """
+    if isinstance(results, AnalysisResult):
+        return results.comparison_columns(), None
+    objects = list(results)
+    return {n: list(map(attrgetter(n), objects)) for n in names}, objects
 
 
-def _plain(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def _floats(column: Sequence[Any], none: float = math.nan) -> FloatArray:
+    """A float array of a column of plain values (None -> ``none``; NaN stays NaN)."""
+    return np.array([none if x is None else x for x in column], dtype=float)
+
+
+def _plain_list(x: FloatArray) -> list[float | None]:
+    """Python floats, with NaN and infinities as None (the results' convention)."""
+    out: list[float | None] = np.where(np.isfinite(x), x, None).tolist()
+    return out
+
+
+def _scatter(column: Sequence[Any], idx: IntArray, values: Sequence[Any]) -> list[Any]:
+    """``column`` with ``values`` written at the (increasing) positions ``idx``."""
+    if len(idx) == len(column):
+        return list(values)
+    out = list(column)
+    for i, v in zip(idx.tolist(), values, strict=True):
+        out[i] = v
+    return out
+
+
+def _rebuild(
+    columns: Columns,
+    objects: list[ComparisonResult] | None,
+    idx: IntArray,
+    updates: Mapping[str, Sequence[Any]],
+) -> list[ComparisonResult]:
+    """The results with the fields ``updates`` (one value per entry of ``idx``) replaced.
+
+    Like ``dataclasses.replace`` per result, without running ``__init__``: each new
+    object gets a copy of the old one's ``__dict__`` updated in C (the objects are
+    frozen, acyclic and equal to those ``replace`` builds). Rows outside ``idx`` are the
+    given objects themselves.
+    """
+    if objects is None:
+        full = dict(columns)
+        for name, values in updates.items():
+            full[name] = _scatter(columns[name], idx, values)
+        return list(comparisons_from_columns(full))
+    out = list(objects)
+    chosen = [objects[i] for i in idx.tolist()]
+    names = list(updates)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        states = list(map(dict, map(vars, chosen)))
+        rows = zip(*(updates[n] for n in names), strict=True)
+        deque(map(dict.update, states, map(zip, repeat(names), rows)), maxlen=0)
+        built = list(map(object.__new__, map(type, chosen)))
+        deque(map(object.__setattr__, built, repeat("__dict__"), states), maxlen=0)
+    finally:
+        if enabled:
+            gc.enable()
+    for i, obj in zip(idx.tolist(), built, strict=True):
+        out[i] = obj
+    return out
+
+
+def _bounds(
+    columns: Columns,
+    idx: IntArray,
+    tuning_n: float,
+    mixture_variance: float | None,
+    level: float | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Always-valid ``(lower, upper, p)`` of the rows ``idx``, at their ``alpha`` or ``level``.
+
+    One :func:`always_valid_interval` call per distinct (alpha, alternative); relative
+    effects with ``relative_method="log"`` run on ``log(1 + lift)`` and map back.
+    """
+    take = idx.tolist()
+    full = len(take) == len(columns["metric"])
+
+    def pick(name: str) -> list[Any]:
+        column = columns[name]
+        return list(column) if full else [column[i] for i in take]
+
+    estimate = _floats(pick("estimate"))
+    std_err = _floats(pick("std_err"))
+    n = _floats(pick("n_control"), 0.0) + _floats(pick("n_treatment"), 0.0)
+    log = np.array(
+        [e == "relative" and m == "log" for e, m in zip(pick("effect"), pick("relative_method"))],
+        dtype=bool,
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.where(log, np.log1p(estimate), estimate)
+        se = np.where(log, std_err / (1.0 + estimate), std_err)
+    alphas = pick("alpha") if level is None else [level] * len(take)
+    alternatives = pick("alternative")
+    lower, upper, p = (np.full(len(take), math.nan) for _ in range(3))
+    groups = set(zip(alphas, alternatives))
+    for alpha, alternative in groups:
+        if len(groups) == 1:
+            rows: npt.NDArray[np.bool_] | slice = slice(None)
+        else:
+            rows = np.array(
+                [a == alpha and k == alternative for a, k in zip(alphas, alternatives)],
+                dtype=bool,
+            )
+        lo, hi, pv, _, _ = always_valid_interval(
+            centre[rows], se[rows], n[rows], alpha=alpha, alternative=alternative,
+            tuning_n=tuning_n, mixture_variance=mixture_variance,
+        )  # fmt: skip
+        lower[rows], upper[rows], p[rows] = lo, hi, pv
+    with np.errstate(over="ignore"):
+        lower = np.where(log, np.expm1(lower), lower)
+        upper = np.where(log, np.expm1(upper), upper)
+    return lower, upper, p
 
 
 def sequentialize(
-    results: Sequence[ComparisonResult],
+    results: Comparisons,
     *,
     tuning_n: float = DEFAULT_TUNING_N,
     mixture_variance: float | None = None,
-    previous: Sequence[ComparisonResult] | None = None,
+    previous: Comparisons | None = None,
 ) -> list[ComparisonResult]:
-    """Turn fixed-sample comparisons (``analyze(...).comparisons``) into always-valid ones.
+    """Turn fixed-sample comparisons (``analyze(...)``) into always-valid ones.
 
     Each result keeps its estimate and standard error (mean, proportion, ratio, CUPED
     alike); its interval becomes the confidence sequence and its p-value the mSPRT p-value,
     kept as the running minimum over ``previous`` (the same comparisons at the last look,
     matched by experiment, segment, metric, control and variant). Degenerate results pass
     through unchanged.
+
+    Vectorized end to end: pass the :class:`AnalysisResult` itself (``analyze(...)``)
+    and no per-comparison object is read, only its columns; a sequence of
+    :class:`ComparisonResult` (``analyze(...).comparisons``) works the same way. Either
+    way the math runs on arrays in one pass.
 
     Example:
         >>> r = ComparisonResult(metric="ctr", variant="b", effect="absolute", estimate=0.02,
@@ -411,32 +544,37 @@ def sequentialize(
         >>> s.ci_lower < 0.02 - 1.96 * 0.005, s.p_value < 0.05
         (True, True)
     """
-    before: Mapping[tuple[str, ...], ComparisonResult] = {_key(r): r for r in previous or ()}
-    out = []
-    for r in results:
-        if r.estimate is None or r.std_err is None or not (r.std_err > 0):
-            out.append(r)
-            continue
-        lo, hi, p = _interval_at(r, r.alpha, tuning_n, mixture_variance)
-        last = before.get(_key(r))
-        if last is not None and last.p_value is not None:
-            p = min(p, last.p_value)
-        out.append(
-            replace(
-                r,
-                ci_lower=_plain(lo),
-                ci_upper=_plain(hi),
-                p_value=p,
-                method="z",
-                df=None,
-                warnings=(*r.warnings, _ALWAYS_VALID_NOTE),
-            )
-        )
-    return out
+    columns, objects = _read(results)
+    std_err = _floats(columns["std_err"])
+    with np.errstate(invalid="ignore"):
+        answered = std_err > 0  # NaN and None (as NaN) fail, as `not (se > 0)` does
+    answered &= np.array([e is not None for e in columns["estimate"]], dtype=bool)
+    idx = np.flatnonzero(answered)
+    lower, upper, p = _bounds(columns, idx, tuning_n, mixture_variance)
+    if previous is not None:
+        before_columns, _ = _read(previous, (*_KEY_FIELDS, "p_value"))
+        keys = zip(*(before_columns[k] for k in _KEY_FIELDS), strict=True)
+        before = dict(zip(keys, before_columns["p_value"], strict=True))
+        now = zip(*([columns[k][i] for i in idx.tolist()] for k in _KEY_FIELDS), strict=True)
+        last = _floats([before.get(k) for k in now])
+        # The running minimum; NaN on either side keeps this look's value, as min() does.
+        with np.errstate(invalid="ignore"):
+            p = np.where(last < p, last, p)
+    warnings = columns["warnings"]
+    size = len(idx)
+    updates = {
+        "ci_lower": _plain_list(lower),
+        "ci_upper": _plain_list(upper),
+        "p_value": p.tolist(),
+        "method": ["z"] * size,
+        "df": [None] * size,
+        "warnings": [(*warnings[i], _ALWAYS_VALID_NOTE) for i in idx.tolist()],
+    }
+    return _rebuild(columns, objects, idx, updates)
 
 
 def adjust_sequential(
-    results: Sequence[ComparisonResult],
+    results: Comparisons,
     *,
     method: Literal["none", "holm", "bh"],
     alpha: float = 0.05,
@@ -465,13 +603,20 @@ def adjust_sequential(
             "the family-wise error rate, 'bh' for the false discovery rate."
         )
     _check_alpha(alpha)
-    out = [replace(r, correction=method) for r in results]
+    kept = ("adjusted_p_value", "adjusted_ci_lower", "adjusted_ci_upper")
+    columns, objects = _read(results, (*_INPUT_FIELDS, *kept, *by))
+    size = len(columns["metric"])
+    # Rows outside every family keep their adjusted fields, as replace() did.
+    adjusted_p, adjusted_lower, adjusted_upper = (list(columns[k]) for k in kept)
     families: dict[tuple[str, ...], list[int]] = {}
-    for i, r in enumerate(results):
-        if r.p_value is not None and r.estimate is not None and r.std_err is not None:
-            families.setdefault(tuple(str(getattr(r, k)) for k in by), []).append(i)
-    for idx in families.values():
-        p = np.array([results[i].p_value for i in idx], dtype=float)
+    rows = zip(columns["p_value"], columns["estimate"], columns["std_err"], strict=True)
+    labels = zip(*(columns[k] for k in by), strict=True)
+    for i, ((p_value, estimate, std_err), label) in enumerate(zip(rows, labels, strict=True)):
+        if p_value is not None and estimate is not None and std_err is not None:
+            families.setdefault(tuple(map(str, label)), []).append(i)
+    for members in families.values():
+        idx = np.asarray(members, dtype=np.intp)
+        p = np.array([columns["p_value"][i] for i in members], dtype=float)
         m = p.size
         if method == "holm":
             adjusted, level = holm(p), alpha / m
@@ -480,10 +625,16 @@ def adjust_sequential(
             level = max(int(np.sum(adjusted <= alpha)), 1) * alpha / m
         else:
             adjusted, level = p, alpha
-        for j, i in enumerate(idx):
-            lo, hi, _ = _interval_at(results[i], level, tuning_n, mixture_variance)
-            out[i] = replace(
-                out[i], adjusted_p_value=float(adjusted[j]), adjusted_ci_lower=_plain(lo),
-                adjusted_ci_upper=_plain(hi),
-            )  # fmt: skip
-    return out
+        lower, upper, _ = _bounds(columns, idx, tuning_n, mixture_variance, level)
+        for j, (a, lo, hi) in enumerate(
+            zip(adjusted.tolist(), _plain_list(lower), _plain_list(upper), strict=True)
+        ):
+            adjusted_p[members[j]], adjusted_lower[members[j]] = a, lo
+            adjusted_upper[members[j]] = hi
+    updates = {
+        "correction": [method] * size,
+        "adjusted_p_value": adjusted_p,
+        "adjusted_ci_lower": adjusted_lower,
+        "adjusted_ci_upper": adjusted_upper,
+    }
+    return _rebuild(columns, objects, np.arange(size), updates)
