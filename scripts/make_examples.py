@@ -4,8 +4,8 @@
 
 - looks.csv: cumulative per-day sufficient statistics of a simulated experiment (input of
   `proving monitor`), from proving.simulate with a fixed seed.
-- canary.csv: per-request latency and per-minute error counts of a baseline and a canary
-  that is 20% slower (input of `proving judge`, with canary.yaml as its spec).
+- judge-canary.csv: per-request latency and per-minute error counts of a baseline and a canary
+  that is 20% slower (input of `proving judge`, with judge-canary.yaml as its spec).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def write_canary() -> None:
     for arm, slowdown in (("baseline", 1.0), ("canary", 1.2)):
         rows += [("latency_ms", arm, round(v, 2)) for v in rng.lognormal(4.4, 0.3, 400) * slowdown]
         rows += [("errors", arm, float(v)) for v in rng.poisson(2.0, 60)]
-    with open(EXAMPLES / "canary.csv", "w", newline="") as fh:
+    with open(EXAMPLES / "judge-canary.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", "arm", "value"])
         writer.writerows(rows)

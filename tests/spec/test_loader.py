@@ -20,11 +20,12 @@ from proving.spec import (
     spec_schema,
 )
 
-# Experiment specs; docs/examples/metrics*.yaml are metric definitions (proving.metrics).
+# Experiment specs; docs/examples/metrics*.yaml are metric definitions (proving.metrics) and
+# judge-*.yaml canary-judge specs (proving judge).
 EXAMPLES = sorted(
     p
     for p in (Path(__file__).parents[2] / "docs" / "examples").glob("*.yaml")
-    if not p.name.startswith("metrics")
+    if not p.name.startswith(("metrics", "judge-"))
 )
 
 GOOD = """\

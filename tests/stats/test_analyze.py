@@ -76,15 +76,6 @@ def test_proportions_match_statsmodels_wald():
     assert c.kind == "proportion" and c.warnings == ()
 
 
-def test_missing_control_everywhere_is_an_error_with_the_fix():
-    rows = [_row("a", np.arange(5.0)), _row("b", np.arange(6.0))]
-    with pytest.raises(
-        StatsInputError, match=r"no arm is named 'control'.*\['a', 'b'\].*--control"
-    ):
-        analyze(rows)
-    assert analyze(rows, control="a").comparisons[0].variant == "b"
-
-
 def test_missing_control_in_one_segment_is_explained():
     rows = [
         _row("control", np.arange(10.0)),
@@ -95,12 +86,6 @@ def test_missing_control_in_one_segment_is_explained():
     eu = result.find("m", "b", segment="eu")
     assert eu.estimate is None and eu.reason == "no control arm in this segment"
     assert result.find("m", "b").reason is None
-
-
-def test_arms_that_disagree_on_kind_or_covariates_are_an_error():
-    rows = [_row("control", np.arange(10.0)), {**_row("b", np.arange(10.0)), "kind": "proportion"}]
-    with pytest.raises(StatsInputError, match=r"metric 'm'.*disagree on the kind"):
-        analyze(rows)
 
 
 def test_srm_alarm_marks_the_experiment():
@@ -141,35 +126,12 @@ def test_families_and_corrections():
     assert all(c.correction == "holm" for c in holm.comparisons)
 
 
-def test_unreliable_relative_and_small_z_warnings():
-    rows = [_row("control", np.array([-1.0, 1.2, 0.1, -0.5])), _row("b", np.array([1.0, 2.0, 0.5]))]
-    c = analyze(rows, method="z").comparisons[0]
-    assert any("within 5 standard errors of 0" in w for w in c.warnings)
-    assert any("fewer than 30 units" in w for w in c.warnings)
-
-
 def test_result_is_json_and_round_trips():
     rows = [_row("control", np.arange(20.0)), _row("b", np.arange(2.0, 24.0))]
     result = analyze(rows)
     data = json.loads(result.to_json())
     assert data["comparisons"][0]["variant"] == "b"
     assert AnalysisResult.from_dict(data).to_dict() == result.to_dict()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"alpha": 0.7}, r"`alpha` must be a number in \(0, 0.5\]; got 0.7"),
-        ({"effect": "ratio"}, r"`effect` must be one of"),
-        ({"correction": "bonferroni"}, r"`correction` must be one of 'none', 'holm', 'bh'"),
-        ({"srm_threshold": 2}, r"`srm_threshold` must be in \(0, 1\)"),
-        ({"families": {"m": "tertiary"}}, r"families\['m'\] must be one of"),
-    ],
-)
-def test_bad_parameters_raise(kwargs, match):
-    rows = [_row("control", np.arange(5.0)), _row("b", np.arange(6.0))]
-    with pytest.raises(StatsInputError, match=match):
-        analyze(rows, **kwargs)
 
 
 def test_only_a_control_gives_an_explained_empty_result():

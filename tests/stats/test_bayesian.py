@@ -16,6 +16,7 @@ from proving.stats.analyze import analyze
 from proving.stats.bayesian import (
     FLAT_PRIOR,
     BayesianResult,
+    BayesianResults,
     NormalPrior,
     PriorFit,
     bayes_factor,
@@ -280,3 +281,58 @@ def test_results_round_trip_through_json() -> None:
     arrays = bayesian_compare([1.0, 1.0], [0.01, 0.0], 100, [1.1, 1.0], [0.01, 0.0], 100)
     plain = json.loads(arrays.to_json())
     assert plain["posterior_mean"][1] is None and plain["reason"][0] is None
+
+
+@pytest.mark.parametrize(
+    ("prior", "correction"),
+    [(NormalPrior(mean=0.0, std=0.3), "none"), ("empirical", "holm"), (FLAT_PRIOR, "bh")],
+)
+def test_family_of_an_analysis_is_columnar_and_equals_one_posterior_at_a_time(
+    prior: NormalPrior | str, correction: str
+) -> None:
+    rng = np.random.default_rng(12)
+    rows = []
+    for metric in range(12):
+        for variant, lift in (("control", 0.0), ("b", 0.03 * (metric % 3))):
+            n = 0 if (metric, variant) == (5, "b") else 1500
+            y = rng.normal(10 * (1 + lift), 3, n)
+            rows.append({"variant": variant, "metric": f"m{metric}", "n": n, "sum": y.sum(),
+                         "sum_squares": (y * y).sum()})  # fmt: skip
+    result = analyze(rows, effect="relative", method="z")
+    options = {"prior": prior, "correction": correction, "alpha": 0.1}
+    columnar = bayesian_family(result, **options)  # type: ignore[arg-type]
+    listed = bayesian_family(result.comparisons, **options)  # type: ignore[arg-type]
+    assert isinstance(columnar, BayesianResults) and isinstance(listed, list)
+    assert columnar == listed and len(columnar) == len(listed) == 12
+    assert columnar[3] == listed[3] and list(columnar) == listed
+    columns = columnar.columns()
+    assert columns["posterior_mean"] == [r.posterior_mean for r in listed]
+    # Independent truth: the posterior of each comparison alone, at the family's level.
+    answered = [c for c in result.comparisons if c.estimate is not None]
+    assert len(answered) == 11
+    m = len(answered)
+    level = {"none": 0.1, "holm": 0.1 / m}.get(correction)
+    fitted = (
+        fit_prior([c.estimate for c in answered], [c.std_err for c in answered]).prior  # type: ignore[misc]
+        if prior == "empirical"
+        else prior
+    )
+    assert isinstance(fitted, NormalPrior)
+    for c, b in zip(result.comparisons, listed, strict=True):
+        if c.estimate is None:
+            assert b.reason == c.reason and b.posterior_mean is None and b.credible_alpha == 0.05
+            continue
+        mu0, s2 = fitted.on_effect_scale("relative", c.control_mean)
+        alpha = b.credible_alpha if level is None else level
+        one = posterior([c.estimate], [c.std_err], prior_mean=mu0, prior_variance=s2, alpha=alpha)
+        assert b.credible_alpha == alpha
+        assert b.posterior_mean == pytest.approx(float(one.posterior_mean[0]), rel=1e-13)
+        assert b.ci_lower == pytest.approx(float(one.ci_lower[0]), rel=1e-13)
+        assert b.chance_to_win == pytest.approx(float(one.chance_to_win[0]), rel=1e-13)
+        assert b.bayes_factor == pytest.approx(float(one.bayes_factor[0]), rel=1e-12)
+        assert b.prior_source == fitted.source and b.correction == correction
+
+
+def test_bayesian_results_needs_every_column() -> None:
+    with pytest.raises(StatsInputError, match="column"):
+        BayesianResults({"metric": ["m"], "variant": ["b"]})

@@ -18,6 +18,7 @@ from proving.stats.effects import compare, mean_moments, proportion_moments
 from proving.stats.monitor import pair_estimates
 from proving.stats.multiple import holm
 from proving.stats.ratio import linearize, ratio_moments
+from proving.stats.results import AnalysisResult, ComparisonResult
 from proving.stats.sequential import (
     adjust_sequential,
     always_valid_compare,
@@ -434,3 +435,134 @@ def test_aa_cuped_adjusted_sequence_is_valid_and_narrower() -> None:
     assert fwer <= ALPHA + _binomial_tolerance(ALPHA, sims)
     # corr(x, y)^2 = 4/5, so CUPED keeps sqrt(1/5) = 0.447 of the width.
     assert ratio == pytest.approx(math.sqrt(0.2), rel=0.03)
+
+
+def _mixed_rows(rng: np.random.Generator, metrics: int) -> list[dict[str, object]]:
+    """Mean rows in two segments, with an empty and a constant arm among them."""
+    rows: list[dict[str, object]] = []
+    for k in range(metrics):
+        for segment in ("all", "mobile"):
+            for variant in ("control", "b"):
+                n = 0 if (k, segment, variant) == (1, "mobile", "b") else int(rng.integers(80, 900))
+                y = rng.normal(10.0 + 0.3 * (variant == "b"), 0.0 if k == 2 else 2.0, n)
+                rows.append({"variant": variant, "metric": f"m{k}", "segment": segment,
+                             "n": n, "sum": y.sum(), "sum_squares": (y * y).sum()})  # fmt: skip
+    return rows
+
+
+def _one_at_a_time(r: ComparisonResult, alpha: float | None = None) -> tuple[float, float, float]:
+    """The always-valid interval of one comparison, from always_valid_interval alone."""
+    assert r.estimate is not None and r.std_err is not None
+    est, se = r.estimate, r.std_err
+    log = r.effect == "relative" and r.relative_method == "log"
+    centre, scale = (math.log1p(est), se / (1.0 + est)) if log else (est, se)
+    lo, hi, p, _, _ = always_valid_interval(
+        [centre], [scale], [(r.n_control or 0.0) + (r.n_treatment or 0.0)],
+        alpha=r.alpha if alpha is None else alpha, alternative=r.alternative,
+    )  # fmt: skip
+    if log:
+        lo, hi = np.expm1(lo), np.expm1(hi)
+    return float(lo[0]), float(hi[0]), float(p[0])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"effect": "absolute", "method": "z"},
+        {"effect": "relative", "relative_method": "log", "method": "z", "alpha": 0.1},
+        {"effect": "relative", "method": "welch", "alternative": "greater"},
+    ],
+)
+def test_sequentialize_of_an_analysis_is_columnar_and_equals_one_at_a_time(
+    options: dict[str, object],
+) -> None:
+    result = analyze(_mixed_rows(np.random.default_rng(40), 6), **options)  # type: ignore[arg-type]
+    out = sequentialize(result)
+    # An AnalysisResult in, an AnalysisResult out (SRM checks and warnings kept), with the
+    # same comparisons as the list path and as one always_valid_interval call per result.
+    assert out.srm == result.srm and out.warnings == result.warnings
+    assert list(out.comparisons) == sequentialize(result.comparisons)
+    assert out.comparison_columns()["ci_lower"] == [c.ci_lower for c in out.comparisons]
+    degenerate = 0
+    for fixed, seq in zip(result.comparisons, out.comparisons, strict=True):
+        if fixed.estimate is None or not (fixed.std_err or 0.0) > 0:
+            assert seq == fixed  # passes through unchanged
+            degenerate += 1
+            continue
+        lo, hi, p = _one_at_a_time(fixed)
+        assert (seq.ci_lower, seq.ci_upper, seq.p_value) == (
+            lo if math.isfinite(lo) else None,
+            hi if math.isfinite(hi) else None,
+            p,
+        )
+        assert seq.method == "z" and seq.warnings[-1].startswith("always-valid")
+    assert degenerate >= 2  # the empty arm and the constant metric
+
+
+def test_sequentialize_groups_mixed_levels_and_keeps_degenerate_objects() -> None:
+    base = ComparisonResult(metric="m", variant="b", effect="absolute", estimate=0.02,
+                            std_err=0.01, n_control=3000, n_treatment=3000)  # fmt: skip
+    results = [
+        base,
+        replace(base, metric="a", alpha=0.01),
+        replace(base, metric="g", alternative="greater"),
+        replace(base, metric="l", alternative="less", alpha=0.2, estimate=-0.05),
+        replace(base, metric="r", effect="relative", relative_method="log", estimate=0.3),
+        replace(base, metric="none", estimate=None, reason="an arm is empty"),
+        replace(base, metric="zero", std_err=0.0),
+    ]
+    out = sequentialize(results)
+    for r, s in zip(results[:5], out[:5], strict=True):
+        lo, hi, p = _one_at_a_time(r)
+        assert s.ci_lower == (lo if math.isfinite(lo) else None)
+        assert s.ci_upper == (hi if math.isfinite(hi) else None)
+        assert s.p_value == p
+    assert out[5] is results[5] and out[6] is results[6]
+    assert out[2].ci_upper is None and out[3].ci_lower is None
+
+
+def test_sequentialize_running_minimum_matches_by_key_and_accepts_an_analysis() -> None:
+    rows = _mixed_rows(np.random.default_rng(41), 4)
+    now = analyze(rows, effect="absolute", method="z")
+    earlier_rows = [dict(r, n=max(int(r["n"]) // 3, 0)) for r in rows]  # type: ignore[call-overload]
+    # (n // 3 of the units with the same sums is not a real look; only the p-values matter.)
+    earlier = analyze(earlier_rows, effect="absolute", method="z")
+    first = sequentialize(earlier)
+    # Lower some earlier p-values, drop one comparison, and give one no p-value.
+    previous = [replace(r, p_value=1e-9) if i % 3 == 0 else r
+                for i, r in enumerate(first.comparisons) if i != 4]  # fmt: skip
+    previous[1] = replace(previous[1], p_value=None)
+    before = {(r.experiment, r.segment, r.metric, r.control, r.variant): r.p_value
+              for r in previous}  # fmt: skip
+    for given in (previous, AnalysisResult(comparisons=tuple(previous))):
+        out = sequentialize(now, previous=given)
+        for fixed, seq in zip(now.comparisons, out.comparisons, strict=True):
+            if seq.p_value is None or fixed.p_value is None:
+                continue
+            own = _one_at_a_time(fixed)[2]
+            last = before.get((fixed.experiment, fixed.segment, fixed.metric, fixed.control,
+                               fixed.variant))  # fmt: skip
+            assert seq.p_value == (min(own, last) if last is not None else own)
+        assert sum(c.p_value == 1e-9 for c in out.comparisons) >= 2  # the minimum was taken
+
+
+def test_adjust_sequential_of_an_analysis_equals_the_list_path() -> None:
+    result = sequentialize(analyze(_mixed_rows(np.random.default_rng(42), 5), effect="absolute"))
+    for method in ("holm", "bh", "none"):
+        columnar = adjust_sequential(result, method=method)  # type: ignore[arg-type]
+        listed = adjust_sequential(list(result.comparisons), method=method)  # type: ignore[arg-type]
+        assert isinstance(columnar, AnalysisResult)
+        assert list(columnar.comparisons) == listed
+    # Holm per (experiment, segment, family) family, by hand: p-values and intervals.
+    holm_results = adjust_sequential(result, method="holm").comparisons
+    families: dict[tuple[str, str, str], list[ComparisonResult]] = {}
+    for r in holm_results:
+        if r.p_value is not None:
+            families.setdefault((r.experiment, r.segment, r.family), []).append(r)
+    assert families
+    for members in families.values():
+        expected = holm([r.p_value for r in members])  # type: ignore[misc]
+        for r, adjusted in zip(members, expected, strict=True):
+            assert r.adjusted_p_value == pytest.approx(adjusted, rel=1e-12)
+            lo, hi, _ = _one_at_a_time(r, 0.05 / len(members))
+            assert (r.adjusted_ci_lower, r.adjusted_ci_upper) == (lo, hi)

@@ -79,17 +79,6 @@ def test_csv_round_trip_with_covariates(tmp_path):
     np.testing.assert_allclose(row.stats.moments()[2], arm.moments()[2], rtol=1e-12)
 
 
-def test_rows_with_the_same_key_are_summed():
-    day1 = ArmStats.from_values([1.0, 2.0, 3.0])
-    day2 = ArmStats.from_values([4.0, 5.0])
-    rows = [
-        {"variant": "control", "metric": "m", **day1.to_flat()},
-        {"variant": "control", "metric": "m", **day2.to_flat()},
-    ]
-    (merged,) = read_table(rows)
-    assert merged.stats == day1 + day2
-
-
 def test_list_of_arm_rows_is_accepted():
     row = ArmRow(variant="control", metric="m", stats=ArmStats(n=2, sum=1.0, sum_squares=1.0))
     assert read_table([row, row])[0].stats.n == 4
@@ -143,19 +132,6 @@ def test_malformed_json_and_sources(tmp_path):
         read_table(tmp_path / "missing.csv")
     with pytest.raises(StatsInputError, match=r"cannot read sufficient statistics from a int"):
         read_table(3)
-
-
-def test_merging_rows_with_different_covariates_names_the_row():
-    a = {"variant": "control", "metric": "m", "n": 2, "sum": 1, "sum_squares": 1}
-    b = {**a, "covariate_1_sum": 1, "covariate_1_sum_squares": 1, "covariate_1_sum_products": 1}
-    with pytest.raises(StatsInputError, match=r"rows\[1\]: cannot merge statistics"):
-        read_table([a, b])
-
-
-def test_nan_in_a_dict_row_is_data_not_a_missing_field():
-    (row,) = read_table([{"variant": "b", "metric": "m", "n": 3, "sum": float("nan"),
-                          "sum_squares": 1.0}])  # fmt: skip
-    assert np.isnan(row.stats.sum)
 
 
 def test_columnar_names_stay_importable_from_table():

@@ -49,11 +49,11 @@ import dataclasses
 import gc
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +85,7 @@ __all__ = [
     "FLAT_PRIOR",
     "BayesianArrays",
     "BayesianResult",
+    "BayesianResults",
     "NormalPrior",
     "PriorFit",
     "bayes_factor",
@@ -311,8 +312,11 @@ def _read(results: Sequence[ComparisonResult] | AnalysisResult) -> Mapping[str, 
 
 
 def _plain_list(x: FloatArray) -> list[float | None]:
-    out: list[float | None] = np.where(np.isfinite(x), x, None).tolist()
-    return out
+    """Python floats, with NaN and infinities as None (the results' convention)."""
+    out = x.astype(object)
+    out[~np.isfinite(x)] = None
+    values: list[float | None] = out.tolist()
+    return values
 
 
 def _scatter(column: list[Any], idx: list[int], values: Sequence[Any]) -> list[Any]:
@@ -336,7 +340,10 @@ def _results_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[Bayesian
     gc.disable()
     try:
         states = map(
-            dict, map(zip, repeat(_RESULT_FIELDS), zip(*(columns[n] for n in _RESULT_FIELDS)))
+            dict,
+            map(
+                zip, repeat(_RESULT_FIELDS), zip(*(columns[n] for n in _RESULT_FIELDS), strict=True)
+            ),
         )
         objects = list(map(object.__new__, repeat(BayesianResult, size)))
         deque(map(object.__setattr__, objects, repeat("__dict__"), states), maxlen=0)
@@ -344,6 +351,93 @@ def _results_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[Bayesian
         if enabled:
             gc.enable()
     return objects
+
+
+class BayesianResults(Sequence[BayesianResult]):
+    """A family's Bayesian results as columns; the objects are created on first access.
+
+    What :func:`bayesian_family` returns for an :class:`AnalysisResult`: a read-only
+    sequence of :class:`BayesianResult` (indexing, iteration, ``len``, ``==`` with a list)
+    whose objects are built all at once when first needed; :meth:`columns` gives every
+    field as a list without creating them.
+
+    Example:
+        >>> r = BayesianResult(metric="ctr", variant="b", chance_to_win=0.9)
+        >>> out = BayesianResults({name: [value] for name, value in vars(r).items()})
+        >>> out.columns()["chance_to_win"], out[0] == r, out == [r]
+        ([0.9], True, True)
+    """
+
+    __slots__ = ("_columns", "_objects")
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        missing = [n for n in _RESULT_FIELDS if n not in columns]
+        if missing:
+            raise StatsInputError(f"BayesianResults: the column(s) {missing} are required.")
+        self._columns = {n: columns[n] for n in _RESULT_FIELDS}
+        self._objects: list[BayesianResult] | None = None
+
+    def columns(self) -> dict[str, list[Any]]:
+        """Every :class:`BayesianResult` field as a list, one entry per comparison."""
+        return {n: list(v) for n, v in self._columns.items()}
+
+    def to_list(self) -> list[BayesianResult]:
+        """The results as a list of objects (built once, then shared)."""
+        return list(self._built())
+
+    def _built(self) -> list[BayesianResult]:
+        if self._objects is None:
+            self._objects = _results_from_columns(self._columns)
+        return self._objects
+
+    def __len__(self) -> int:
+        return len(self._columns["metric"])
+
+    @overload
+    def __getitem__(self, index: int) -> BayesianResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BayesianResult]: ...
+
+    def __getitem__(self, index: int | slice) -> BayesianResult | list[BayesianResult]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[BayesianResult]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BayesianResults | list | tuple):
+            return self._built() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-equal, like a list
+
+    def __repr__(self) -> str:
+        return f"BayesianResults({len(self)} results)"
+
+
+@overload
+def bayesian_family(
+    results: AnalysisResult,
+    *,
+    prior: NormalPrior | Literal["empirical"] = ...,
+    correction: Correction = ...,
+    alpha: float = ...,
+    higher_is_better: bool = ...,
+    fit_method: Literal["mle", "moments"] = ...,
+) -> BayesianResults: ...
+
+
+@overload
+def bayesian_family(
+    results: Sequence[ComparisonResult],
+    *,
+    prior: NormalPrior | Literal["empirical"] = ...,
+    correction: Correction = ...,
+    alpha: float = ...,
+    higher_is_better: bool = ...,
+    fit_method: Literal["mle", "moments"] = ...,
+) -> list[BayesianResult]: ...
 
 
 def bayesian_family(
@@ -354,12 +448,13 @@ def bayesian_family(
     alpha: float = 0.05,
     higher_is_better: bool = True,
     fit_method: Literal["mle", "moments"] = "mle",
-) -> list[BayesianResult]:
+) -> BayesianResults | list[BayesianResult]:
     """Bayesian results for a family of comparisons (one metric family of an analysis).
 
-    Vectorized end to end: the posterior of every comparison is one array computation,
-    and an :class:`AnalysisResult` (``analyze(...)``) is read by its columns without
-    creating a ComparisonResult per comparison.
+    Vectorized end to end: the posterior of every comparison is one array computation.
+    The fast path is the :class:`AnalysisResult` itself (``analyze(...)``): its columns
+    are read without creating a ComparisonResult per comparison, and the answer is a
+    :class:`BayesianResults` whose objects are created only when read.
 
     Args:
         results: frequentist comparisons (``analyze(...)`` or ``analyze(...).comparisons``),
@@ -374,7 +469,9 @@ def bayesian_family(
 
     Returns:
         One :class:`BayesianResult` per input, in order; comparisons without an estimate
-        keep ``None`` fields and their ``reason``.
+        keep ``None`` fields and their ``reason``. A list for a sequence of comparisons;
+        :class:`BayesianResults` (columnar, objects built on first access) for an
+        :class:`AnalysisResult`.
 
     Example:
         >>> r = ComparisonResult(metric="ctr", variant="b", effect="absolute", estimate=0.02,
@@ -391,15 +488,14 @@ def bayesian_family(
         raise StatsInputError(
             f"a family mixes effect scales {sorted(effects)}; analyse it with one `effect`."
         )
-    effect = next(iter(effects), "relative")
+    effect: Effect = next(iter(effects), "relative")
     size = len(columns["metric"])
-    ok = [
-        i
-        for i, (e, s) in enumerate(zip(columns["estimate"], columns["std_err"], strict=True))
-        if e is not None and s is not None
-    ]
-    d = np.array([columns["estimate"][i] for i in ok], dtype=float)
-    se = np.array([columns["std_err"][i] for i in ok], dtype=float)
+    estimate = np.array(columns["estimate"], dtype=object)
+    std_err = np.array(columns["std_err"], dtype=object)
+    answered = np.flatnonzero((estimate != None) & (std_err != None))  # noqa: E711
+    ok: list[int] = answered.tolist()
+    d = estimate[answered].astype(float)
+    se = std_err[answered].astype(float)
     notes: tuple[str, ...] = ()
     if prior == "empirical":
         fit = fit_prior(d, se, method=fit_method, scale=effect)
@@ -428,7 +524,7 @@ def bayesian_family(
             higher_is_better=higher_is_better,
         )  # fmt: skip
         with np.errstate(invalid="ignore"):
-            prior_std = np.where(np.isfinite(s2), np.sqrt(s2), None).tolist()
+            prior_std = _plain_list(np.sqrt(s2))
         filled: dict[str, Sequence[Any]] = {
             "reason": [None] * len(ok),
             "credible_alpha": [level] * len(ok),
@@ -441,6 +537,8 @@ def bayesian_family(
         }
         for name, values in filled.items():
             out[name] = _scatter(out[name], ok, values)
+    if isinstance(results, AnalysisResult):
+        return BayesianResults(out)
     return _results_from_columns(out)
 
 

@@ -114,7 +114,8 @@ def _plain(values: FloatArray, keep: BoolArray | None = None) -> list[float | No
 class ComparisonColumns:
     """Everything an analysis computed, as arrays; called, the ComparisonResult columns.
 
-    :func:`analyze` returns ``AnalysisResult.from_columns(ComparisonColumns(...))``: turning
+    :func:`~proving.stats.analyze.analyze` returns
+    ``AnalysisResult.from_columns(ComparisonColumns(...))``: turning
     arrays into per-comparison Python values (and objects) is done when asked for.
     """
 
