@@ -1,21 +1,11 @@
-"""Bayesian analysis of an effect: normal-normal model, empirical-Bayes priors, families.
+"""Bayesian results for families of comparisons: :func:`bayesian_family`, priors, pooling.
 
-The effect estimate ``d`` (absolute difference or relative lift, from
-:func:`proving.stats.effects.compare`, any metric kind) is treated as ``d ~ N(theta, se^2)``
-with a prior ``theta ~ N(mu0, s0^2)``. The posterior is normal (conjugacy; Gelman et al.,
-*Bayesian Data Analysis*, 3rd ed., sec. 2.5):
-
-    precision = 1/se^2 + 1/s0^2,   mean = (d/se^2 + mu0/s0^2) / precision.
-
-Reported per comparison:
-
-* the posterior mean and the equal-tailed ``1 - alpha`` credible interval;
-* the chance to beat control ``P(theta > 0)`` (``P(theta < 0)`` when lower is better);
-* the expected loss (risk) of each choice, in the effect's units: shipping the treatment
-  loses ``E[max(0, -theta)]``, keeping control loses ``E[max(0, theta)]`` (signs swap when
-  lower is better). For ``X ~ N(m, s^2)``: ``E[max(0, X)] = m Phi(m/s) + s phi(m/s)``.
-* the Bayes factor of the prior against ``theta = 0``:
-  ``N(d; mu0, se^2 + s0^2) / N(d; 0, se^2)``.
+Each comparison's effect estimate ``d`` (any metric kind, from
+:func:`proving.stats.analyze`) with standard error ``se`` gets the normal-normal posterior
+of :mod:`proving.stats.normal_posterior` (Gelman et al., *Bayesian Data Analysis*, 3rd ed.,
+sec. 2.5): posterior mean, credible interval, chance to win, expected loss of each choice
+and the Bayes factor. Those names (:func:`posterior`, :func:`bayesian_compare`,
+:func:`bayes_factor`, :class:`BayesianArrays`) stay importable from here.
 
 **Priors** (:mod:`proving.stats.priors`). The default is weakly informative on the
 *relative* effect: ``N(0, 0.3^2)``, a lift of +-30 % is one prior standard deviation. On
@@ -34,34 +24,38 @@ corrected frequentist intervals.
 **Sequential looks.** A posterior is coherent at any look, but "stop when the chance to
 win passes 97.5 %" has no frequentist error control under peeking. The Bayes factor of a
 ``N(0, tau^2)`` prior against no effect is exactly the mSPRT mixture ratio of
-:mod:`proving.stats.sequential`, so "stop when the Bayes factor reaches 1/alpha" is a
+:mod:`proving.stats.always_valid`, so "stop when the Bayes factor reaches 1/alpha" is a
 Bayesian rule with type I error <= alpha at any number of looks (Ville's inequality).
 
 Example:
-    >>> out = posterior([0.05], [0.02], prior_mean=0.0, prior_variance=0.3**2)
-    >>> round(float(out.chance_to_win[0]), 3)
-    0.994
+    >>> r = ComparisonResult(metric="ctr", variant="b", effect="absolute", estimate=0.02,
+    ...                      std_err=0.005, control_mean=0.1, p_value=6e-5)
+    >>> out = bayesian_family([r], prior=FLAT_PRIOR)[0]
+    >>> round(out.posterior_mean, 3), out.chance_to_win > 0.99
+    (0.02, True)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-import math
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import repeat
-from operator import attrgetter
 from typing import Any, Literal, overload
 
 import numpy as np
-import numpy.typing as npt
-from scipy import special
 
 from proving.errors import StatsInputError
-from proving.stats.effects import ArrayLike, compare, validate_options
 from proving.stats.multiple import benjamini_hochberg
+from proving.stats.normal_posterior import (
+    _POSTERIOR_FIELDS,
+    BayesianArrays,
+    FloatArray,
+    ObjectArray,
+    bayes_factor,
+    bayesian_compare,
+    posterior,
+)
 from proving.stats.priors import (
     DEFAULT_PRIOR,
     DEFAULT_RELATIVE_STD,
@@ -70,15 +64,17 @@ from proving.stats.priors import (
     PriorFit,
     fit_prior,
 )
-from proving.stats.results import (
-    AnalysisResult,
-    ComparisonResult,
-    Effect,
-    RelativeMethod,
-    ResultBase,
+from proving.stats.result_columns import (
+    gc_paused,
+    objects_from_states,
+    plain_list,
+    read_columns,
+    scatter,
 )
+from proving.stats.results import AnalysisResult, ComparisonResult, Effect, ResultBase
 
-# The priors live in proving.stats.priors; they stay importable from here.
+# The priors live in proving.stats.priors and the posterior math in
+# proving.stats.normal_posterior; they stay importable from here.
 __all__ = [
     "DEFAULT_PRIOR",
     "DEFAULT_RELATIVE_STD",
@@ -86,7 +82,9 @@ __all__ = [
     "BayesianArrays",
     "BayesianResult",
     "BayesianResults",
+    "FloatArray",
     "NormalPrior",
+    "ObjectArray",
     "PriorFit",
     "bayes_factor",
     "bayesian_compare",
@@ -95,158 +93,7 @@ __all__ = [
     "posterior",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-ObjectArray = npt.NDArray[np.object_]
 Correction = Literal["none", "holm", "bh"]
-
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-@dataclass(frozen=True)
-class BayesianArrays(ResultBase):
-    """Posterior summaries, one entry per comparison (NaN where ``reason`` is set)."""
-
-    estimate: FloatArray
-    std_err: FloatArray
-    posterior_mean: FloatArray
-    posterior_std: FloatArray
-    ci_lower: FloatArray
-    ci_upper: FloatArray
-    chance_to_win: FloatArray
-    expected_loss_treatment: FloatArray
-    expected_loss_control: FloatArray
-    bayes_factor: FloatArray
-    prior_mean: FloatArray
-    prior_variance: FloatArray
-    reason: ObjectArray
-
-    def __len__(self) -> int:
-        return int(self.estimate.shape[0])
-
-
-def _positive_part_mean(m: FloatArray, s: FloatArray) -> FloatArray:
-    """E[max(0, X)] for X ~ N(m, s^2): m Phi(m/s) + s phi(m/s)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = m / s
-        return np.asarray(m * special.ndtr(z) + s * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
-
-
-def bayes_factor(
-    estimate: ArrayLike, std_err: ArrayLike, *, prior_mean: ArrayLike, prior_variance: ArrayLike
-) -> FloatArray:
-    """Bayes factor of ``theta ~ N(prior_mean, prior_variance)`` against ``theta = 0``."""
-    d = np.asarray(estimate, dtype=float)
-    v = np.asarray(std_err, dtype=float) ** 2
-    mu0 = np.asarray(prior_mean, dtype=float)
-    s2 = np.asarray(prior_variance, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_bf = 0.5 * np.log(v / (v + s2)) - 0.5 * (d - mu0) ** 2 / (v + s2) + 0.5 * d * d / v
-        return np.asarray(np.where(np.isinf(s2), 0.0, np.exp(log_bf)))
-
-
-def posterior(
-    estimate: ArrayLike,
-    std_err: ArrayLike,
-    *,
-    prior_mean: ArrayLike = 0.0,
-    prior_variance: ArrayLike = math.inf,
-    alpha: float = 0.05,
-    higher_is_better: bool = True,
-) -> BayesianArrays:
-    """Normal-normal posterior of effects given estimates and standard errors (vectorized).
-
-    Args:
-        estimate: effect estimates ``d``.
-        std_err: their standard errors.
-        prior_mean: prior mean per entry (or one for all).
-        prior_variance: prior variance per entry; ``inf`` is the flat prior.
-        alpha: ``1 - alpha`` is the credible level (equal tails).
-        higher_is_better: direction of the metric for the chance to win and the losses.
-
-    Returns:
-        :class:`BayesianArrays` (``reason`` is None throughout; see :func:`bayesian_compare`
-        for degenerate data).
-    """
-    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-        raise StatsInputError(f"`alpha` must be in (0, 1); got {alpha!r}. Use e.g. 0.05.")
-    d = np.atleast_1d(np.asarray(estimate, dtype=float))
-    se = np.atleast_1d(np.asarray(std_err, dtype=float))
-    mu0 = np.broadcast_to(np.asarray(prior_mean, dtype=float), d.shape)
-    s2 = np.broadcast_to(np.asarray(prior_variance, dtype=float), d.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prior_precision = np.where(np.isinf(s2), 0.0, 1.0 / s2)
-        precision = 1.0 / se**2 + prior_precision
-        mean = (d / se**2 + np.where(np.isinf(s2), 0.0, mu0 * prior_precision)) / precision
-        sd = np.sqrt(1.0 / precision)
-    q = float(special.ndtri(1.0 - alpha / 2.0))
-    sign = 1.0 if higher_is_better else -1.0
-    good = sign * mean  # the effect measured so that positive is good
-    return BayesianArrays(
-        estimate=d,
-        std_err=se,
-        posterior_mean=mean,
-        posterior_std=sd,
-        ci_lower=mean - q * sd,
-        ci_upper=mean + q * sd,
-        chance_to_win=np.asarray(special.ndtr(good / sd)),
-        expected_loss_treatment=_positive_part_mean(-good, sd),
-        expected_loss_control=_positive_part_mean(good, sd),
-        bayes_factor=bayes_factor(d, se, prior_mean=mu0, prior_variance=s2),
-        prior_mean=np.asarray(mu0, dtype=float),
-        prior_variance=np.asarray(s2, dtype=float),
-        reason=np.full(d.shape, None, dtype=object),
-    )
-
-
-def bayesian_compare(
-    mean_c: ArrayLike,
-    var_c: ArrayLike,
-    n_c: ArrayLike,
-    mean_t: ArrayLike,
-    var_t: ArrayLike,
-    n_t: ArrayLike,
-    *,
-    effect: Effect = "relative",
-    relative_method: RelativeMethod = "delta",
-    prior: NormalPrior = DEFAULT_PRIOR,
-    alpha: float = 0.05,
-    higher_is_better: bool = True,
-) -> BayesianArrays:
-    """Bayesian comparison of treatment with control for every entry at once.
-
-    Takes the per-arm inputs of :func:`proving.stats.effects.compare` (estimate, variance
-    of the estimate and units per arm: means, proportions, ratios, CUPED-adjusted means),
-    forms the effect and its standard error there (delta method for relative effects), and
-    applies the normal-normal model with ``prior``.
-
-    Example:
-        >>> out = bayesian_compare(0.10, 1e-5, 9000, 0.106, 1e-5, 9000)
-        >>> round(float(out.posterior_mean[0]), 3), bool(out.chance_to_win[0] > 0.9)
-        (0.059, True)
-    """
-    validate_options(alpha=alpha, effect=effect, relative_method=relative_method)
-    if relative_method == "log" and effect == "relative":
-        raise StatsInputError(
-            "`relative_method` 'log' is not supported by the Bayesian model (the prior is "
-            "on the lift); use relative_method='delta'."
-        )
-    base = compare(mean_c, var_c, n_c, mean_t, var_t, n_t, effect=effect, method="z", alpha=alpha)
-    m_c = np.broadcast_to(np.asarray(mean_c, dtype=float), base.estimate.shape)
-    mu0, s2 = prior.on_effect_scale(effect, m_c)
-    reason = base.reason.copy()
-    unscaled = ~np.isfinite(s2) & (prior.std is not None) & (reason == None)  # noqa: E711
-    reason[unscaled] = "the control mean is 0, so the relative prior cannot be scaled"
-    out = posterior(
-        base.estimate,
-        base.std_err,
-        prior_mean=np.where(np.isfinite(mu0), mu0, 0.0),
-        prior_variance=s2,
-        alpha=alpha,
-        higher_is_better=higher_is_better,
-    )
-    bad = reason != None  # noqa: E711
-    fields = {name: np.where(bad, np.nan, getattr(out, name)) for name in _POSTERIOR_FIELDS}
-    return replace(out, reason=reason, **fields)
 
 
 @dataclass(frozen=True)
@@ -305,27 +152,7 @@ _FAMILY_INPUTS = (
 
 def _read(results: Sequence[ComparisonResult] | AnalysisResult) -> Mapping[str, Sequence[Any]]:
     """The columns of ``results`` that a family needs (an AnalysisResult without objects)."""
-    if isinstance(results, AnalysisResult):
-        return results.comparison_columns()
-    objects = list(results)
-    return {n: list(map(attrgetter(n), objects)) for n in _FAMILY_INPUTS}
-
-
-def _plain_list(x: FloatArray) -> list[float | None]:
-    """Python floats, with NaN and infinities as None (the results' convention)."""
-    out = x.astype(object)
-    out[~np.isfinite(x)] = None
-    values: list[float | None] = out.tolist()
-    return values
-
-
-def _scatter(column: list[Any], idx: list[int], values: Sequence[Any]) -> list[Any]:
-    """``column`` (modified) with ``values`` at the positions ``idx``."""
-    if len(idx) == len(column):
-        return list(values)
-    for i, v in zip(idx, values, strict=True):
-        column[i] = v
-    return column
+    return read_columns(results, _FAMILY_INPUTS)[0]
 
 
 def _results_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[BayesianResult]:
@@ -336,21 +163,10 @@ def _results_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[Bayesian
     ``BayesianResult(**row)``.
     """
     size = len(columns["metric"])
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        states = map(
-            dict,
-            map(
-                zip, repeat(_RESULT_FIELDS), zip(*(columns[n] for n in _RESULT_FIELDS), strict=True)
-            ),
-        )
-        objects = list(map(object.__new__, repeat(BayesianResult, size)))
-        deque(map(object.__setattr__, objects, repeat("__dict__"), states), maxlen=0)
-    finally:
-        if enabled:
-            gc.enable()
-    return objects
+    with gc_paused():
+        rows = zip(*(columns[n] for n in _RESULT_FIELDS), strict=True)
+        states = map(dict, map(zip, repeat(_RESULT_FIELDS), rows))
+        return objects_from_states(repeat(BayesianResult, size), states)
 
 
 class BayesianResults(Sequence[BayesianResult]):
@@ -524,7 +340,7 @@ def bayesian_family(
             higher_is_better=higher_is_better,
         )  # fmt: skip
         with np.errstate(invalid="ignore"):
-            prior_std = _plain_list(np.sqrt(s2))
+            prior_std = plain_list(np.sqrt(s2))
         filled: dict[str, Sequence[Any]] = {
             "reason": [None] * len(ok),
             "credible_alpha": [level] * len(ok),
@@ -536,22 +352,10 @@ def bayesian_family(
             **{name: getattr(post, name).tolist() for name in _POSTERIOR_FIELDS},
         }
         for name, values in filled.items():
-            out[name] = _scatter(out[name], ok, values)
+            out[name] = scatter(out[name], ok, values)
     if isinstance(results, AnalysisResult):
         return BayesianResults(out)
     return _results_from_columns(out)
-
-
-_POSTERIOR_FIELDS = (
-    "posterior_mean",
-    "posterior_std",
-    "ci_lower",
-    "ci_upper",
-    "chance_to_win",
-    "expected_loss_treatment",
-    "expected_loss_control",
-    "bayes_factor",
-)
 
 
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(BayesianResult))

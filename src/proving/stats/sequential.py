@@ -1,372 +1,84 @@
-"""Always-valid inference: confidence sequences and mSPRT p-values, vectorized.
+"""Always-valid results: :func:`sequentialize` and :func:`adjust_sequential` over analyses.
 
-A fixed-sample interval covers the truth with probability 1 - alpha at *one* pre-planned
-look; peeked at after every batch it fails far more often. The methods here hold at every
-look at once: P(there is a look whose interval misses the effect) <= alpha, so an
-experiment may be watched continuously and stopped whenever the interval excludes 0.
-
-Every metric kind (mean, proportion, ratio by the delta method, CUPED-adjusted) reduces to
-an effect estimate ``d`` with standard error ``se`` over ``N`` units (both arms); the
-methods below need only those, so they serve every kind through
-:func:`proving.stats.effects.compare`.
-
-**Normal mixture** (Robbins 1970; Howard, Ramdas, McAuliffe & Sekhon 2021, "Time-uniform,
-nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49:1055, eq. (14);
-asymptotic version: Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas 2023, "Time-uniform
-central limit theory and asymptotic confidence sequences", eq. (9)). Mixing the likelihood
-ratio of a shift ``theta`` over ``theta ~ N(0, tau^2)`` gives the mixture likelihood ratio
-(the mSPRT statistic of Johari, Koomen, Pekelis & Walsh 2017/2022, "Always valid
-inference", Oper. Res. 70:1806, sec. 3):
-
-    Lambda = sqrt(se^2 / (se^2 + tau^2)) exp(w^2 / 2),
-    w = (d - theta_0) tau / (se sqrt(se^2 + tau^2)).
-
-Lambda is a nonnegative (super)martingale under the null, so by Ville's inequality
-P(sup Lambda >= 1/alpha) <= alpha: ``p = min(1, 1/Lambda)`` is an always-valid p-value
-(kept as a running minimum across looks by the caller) and the confidence sequence is the
-set of theta_0 with Lambda < 1/alpha:
-
-    d +- se sqrt((se^2 + tau^2) / tau^2 * 2 log(sqrt((se^2 + tau^2) / se^2) / alpha)).
-
-**One-sided** (``greater``/``less``): mixing over a half-normal ``theta`` (the one-sided
-normal mixture of Howard et al. 2021; derived by completing the square) gives
-
-    Lambda_1 = 2 sqrt(se^2 / (se^2 + tau^2)) exp(w^2 / 2) Phi(w),
-
-solved numerically (vectorized Newton, monotone from the right) for the one-sided bound.
-
-**Tuning.** The mixing scale is set from a sample size ``N*`` (``tuning_n``) where the
-sequence should be tightest (Waudby-Smith et al. 2023, eq. (161)): with the per-unit
-variance ``sigma^2 = N se^2``,
-
-    tau^2 = sigma^2 rho^2,   rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / N*.
-
-This is GrowthBook's and Eppo's parametrization (their "sequential tuning parameter",
-default 5000 units). A fixed ``mixture_variance`` (tau^2 on the effect scale, the mSPRT's
-prior variance of effects) can be given instead.
+The math (normal-mixture confidence sequences, mSPRT p-values, N* tuning; Howard et al.
+2021, Waudby-Smith et al. 2023, Johari et al. 2022) lives in
+:mod:`proving.stats.always_valid`; its public names stay importable from here.
 
 **Families.** :func:`sequentialize` turns ``analyze(...).comparisons`` into always-valid
 results (running-minimum p-values across looks); :func:`adjust_sequential` applies Holm or
-Benjamini-Hochberg to them, with confidence sequences at the corrected level.
+Benjamini-Hochberg to them, with confidence sequences at the corrected level. Both take
+the :class:`AnalysisResult` itself (columnar fast path) or a sequence of comparisons.
 
 Example:
-    >>> out = always_valid_compare(10.0, 0.004, 1000, 10.6, 0.005, 1000, effect="absolute")
-    >>> bool(out.ci_lower[0] > 0), bool(out.p_value[0] < 0.05)
+    >>> r = ComparisonResult(metric="ctr", variant="b", effect="absolute", estimate=0.02,
+    ...                      std_err=0.005, n_control=4000, n_treatment=4000)
+    >>> s = sequentialize([r])[0]
+    >>> s.p_value < 0.05, s.warnings[-1].startswith("always-valid")
     (True, True)
 """
 
 from __future__ import annotations
 
-import gc
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import repeat
-from operator import attrgetter
 from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from proving.errors import StatsInputError
-from proving.stats.effects import ArrayLike, compare, validate_options
-from proving.stats.multiple import FAMILY_KEYS, benjamini_hochberg, holm
-from proving.stats.results import (
-    Alternative,
-    AnalysisResult,
-    ComparisonResult,
-    Effect,
-    RelativeMethod,
+from proving.stats.always_valid import (
+    DEFAULT_TUNING_N,
+    FloatArray,
+    ObjectArray,
+    SequentialArrays,
+    SequentialMethod,
+    always_valid_compare,
+    always_valid_interval,
+    confidence_sequence_halfwidth,
+    log_mixture_ratio,
+    mixture_variances,
+    tuning_rho_squared,
 )
 
-FloatArray = npt.NDArray[np.float64]
-ObjectArray = npt.NDArray[np.object_]
+# Private names group_sequential and spending import from here.
+from proving.stats.always_valid import _check_alpha as _check_alpha
+from proving.stats.always_valid import _check_alternative as _check_alternative
+from proving.stats.multiple import FAMILY_KEYS, benjamini_hochberg, holm
+from proving.stats.result_columns import (
+    Columns,
+    Comparisons,
+    gc_paused,
+    objects_from_states,
+    plain_list,
+    read_columns,
+    scatter,
+)
+from proving.stats.results import AnalysisResult, ComparisonResult
+
+# The math lives in proving.stats.always_valid; it stays importable from here.
+__all__ = [
+    "DEFAULT_TUNING_N",
+    "Columns",
+    "Comparisons",
+    "FloatArray",
+    "IntArray",
+    "ObjectArray",
+    "SequentialArrays",
+    "SequentialMethod",
+    "adjust_sequential",
+    "always_valid_compare",
+    "always_valid_interval",
+    "confidence_sequence_halfwidth",
+    "log_mixture_ratio",
+    "mixture_variances",
+    "sequentialize",
+    "tuning_rho_squared",
+]
+
 IntArray = npt.NDArray[np.intp]
-SequentialMethod = Literal["confidence_sequence", "msprt"]
-
-DEFAULT_TUNING_N = 5000.0
-_NEWTON_STEPS = 40
-
-
-def _check_alpha(alpha: float) -> None:
-    if not (isinstance(alpha, int | float) and 0.0 < alpha < 1.0):
-        raise StatsInputError(
-            f"`alpha` must be a number in (0, 1); got {alpha!r}. Use a value such as 0.05."
-        )
-
-
-def _check_alternative(alternative: str) -> None:
-    if alternative not in ("two-sided", "greater", "less"):
-        raise StatsInputError(
-            f"`alternative` must be 'two-sided', 'greater' or 'less'; got {alternative!r}."
-        )
-
-
-def tuning_rho_squared(alpha: float, tuning_n: float = DEFAULT_TUNING_N) -> float:
-    """rho^2 that makes the normal-mixture sequence tightest at ``tuning_n`` units.
-
-    Waudby-Smith et al. (2023), eq. (161): ``(-2 log a + log(1 - 2 log a)) / N*``.
-
-    Example:
-        >>> round(tuning_rho_squared(0.05, 5000), 8)
-        0.00158723
-    """
-    _check_alpha(alpha)
-    if not (isinstance(tuning_n, int | float) and math.isfinite(tuning_n) and tuning_n > 0):
-        raise StatsInputError(
-            f"`tuning_n` (N*, the total sample size where the confidence sequence is "
-            f"tightest) must be a positive number; got {tuning_n!r}. Use the expected "
-            "sample size of the experiment, e.g. 5000."
-        )
-    la = -2.0 * math.log(alpha)
-    return (la + math.log(la + 1.0)) / float(tuning_n)
-
-
-def mixture_variances(
-    std_err: ArrayLike,
-    n: ArrayLike,
-    *,
-    alpha: float = 0.05,
-    tuning_n: float = DEFAULT_TUNING_N,
-) -> FloatArray:
-    """tau^2 on the effect scale from N*: ``N se^2 rho^2`` (per-unit variance times rho^2)."""
-    se = np.asarray(std_err, dtype=float)
-    return np.asarray(np.asarray(n, dtype=float) * se * se * tuning_rho_squared(alpha, tuning_n))
-
-
-def log_mixture_ratio(
-    estimate: ArrayLike,
-    std_err: ArrayLike,
-    tau2: ArrayLike,
-    *,
-    null: float = 0.0,
-    alternative: Alternative = "two-sided",
-) -> FloatArray:
-    """log Lambda, the log of the normal-mixture likelihood ratio (an e-value)."""
-    d = np.asarray(estimate, dtype=float) - null
-    v = np.asarray(std_err, dtype=float) ** 2
-    t2 = np.asarray(tau2, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = d * np.sqrt(t2) / np.sqrt(v * (v + t2))
-        log_lr = 0.5 * np.log(v / (v + t2)) + 0.5 * w * w
-        if alternative == "greater":
-            log_lr = log_lr + math.log(2.0) + special.log_ndtr(w)
-        elif alternative == "less":
-            log_lr = log_lr + math.log(2.0) + special.log_ndtr(-w)
-    return np.asarray(log_lr, dtype=float)
-
-
-def _one_sided_root(log_r: FloatArray, alpha: float) -> FloatArray:
-    """w solving log 2 + log_r / 2 + w^2 / 2 + log Phi(w) = log(1 / alpha).
-
-    The left side is increasing and convex in w for w >= 0 (its slope w + phi/Phi is
-    positive and increasing), so Newton's method started right of the root decreases
-    monotonically to it. At ``w0 = sqrt(2 log(1/alpha) - log_r)`` the left side is at
-    least log(1/alpha), so w0 is right of the root.
-    """
-    target = -math.log(alpha)
-    w = np.sqrt(np.maximum(2.0 * target - log_r, 0.0)) + 1e-9
-    for _ in range(_NEWTON_STEPS):
-        log_phi = special.log_ndtr(w)
-        f = math.log(2.0) + 0.5 * log_r + 0.5 * w * w + log_phi - target
-        slope = w + np.exp(-0.5 * w * w - 0.5 * math.log(2 * math.pi) - log_phi)
-        step = f / slope
-        w = w - step
-        if np.all(np.abs(step) < 1e-12):
-            break
-    return np.asarray(w, dtype=float)
-
-
-def confidence_sequence_halfwidth(
-    std_err: ArrayLike,
-    tau2: ArrayLike,
-    *,
-    alpha: float = 0.05,
-    alternative: Alternative = "two-sided",
-) -> FloatArray:
-    """Distance from the estimate to the always-valid bound (each bound, one-sided: the one).
-
-    Two-sided: ``se sqrt((se^2 + tau^2) / tau^2 * 2 log(sqrt((se^2 + tau^2)/se^2) / alpha))``.
-    """
-    _check_alpha(alpha)
-    _check_alternative(alternative)
-    v = np.asarray(std_err, dtype=float) ** 2
-    t2 = np.asarray(tau2, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.sqrt(v * (v + t2) / t2)  # converts w back to the effect scale
-        log_r = np.log(v / (v + t2))
-        if alternative == "two-sided":
-            w = np.sqrt(2.0 * (-math.log(alpha)) - log_r)
-        else:
-            w = _one_sided_root(np.where(np.isfinite(log_r), log_r, 0.0), alpha)
-        return np.asarray(np.where(np.isfinite(log_r), w * scale, np.nan), dtype=float)
-
-
-@dataclass(frozen=True)
-class SequentialArrays:
-    """Always-valid results, one entry per comparison (NaN where ``reason`` is set).
-
-    ``p_value`` is the mSPRT p-value of this look alone, ``min(1, 1/Lambda)``; keep the
-    running minimum across looks (:class:`proving.stats.monitor.SequentialMonitor` does).
-    ``e_value`` is Lambda itself (the Bayes factor of a N(0, tau^2) effect against none).
-    """
-
-    estimate: FloatArray
-    std_err: FloatArray
-    ci_lower: FloatArray
-    ci_upper: FloatArray
-    p_value: FloatArray
-    e_value: FloatArray
-    mixture_variance: FloatArray
-    n: FloatArray
-    reason: ObjectArray
-
-    def __len__(self) -> int:
-        return int(self.estimate.shape[0])
-
-
-def always_valid_interval(
-    estimate: ArrayLike,
-    std_err: ArrayLike,
-    n: ArrayLike,
-    *,
-    alpha: float = 0.05,
-    alternative: Alternative = "two-sided",
-    tuning_n: float = DEFAULT_TUNING_N,
-    mixture_variance: float | None = None,
-    null: float = 0.0,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Always-valid interval and p-value from effect estimates and standard errors.
-
-    Args:
-        estimate: effect estimates ``d``.
-        std_err: their standard errors.
-        n: units behind each estimate (both arms), used by the N* tuning.
-        alpha: the error allowed over all looks together.
-        alternative: ``two-sided``, ``greater`` or ``less``.
-        tuning_n: N*, the total sample size where the sequence is tightest.
-        mixture_variance: fixed tau^2 on the effect scale instead of the N* tuning.
-        null: the effect under the null hypothesis of the p-value.
-
-    Returns:
-        ``(ci_lower, ci_upper, p_value, e_value, tau2)`` arrays.
-    """
-    _check_alpha(alpha)
-    _check_alternative(alternative)
-    d = np.atleast_1d(np.asarray(estimate, dtype=float))
-    se = np.atleast_1d(np.asarray(std_err, dtype=float))
-    if mixture_variance is None:
-        tau2 = mixture_variances(se, n, alpha=alpha, tuning_n=tuning_n)
-    else:
-        if not (math.isfinite(mixture_variance) and mixture_variance > 0):
-            raise StatsInputError(
-                f"`mixture_variance` (tau^2, the variance of plausible effects) must be a "
-                f"positive number; got {mixture_variance!r}. Omit it to tune by `tuning_n`."
-            )
-        tau2 = np.full(d.shape, float(mixture_variance))
-    half = confidence_sequence_halfwidth(se, tau2, alpha=alpha, alternative=alternative)
-    lower = d - half if alternative != "less" else np.full(d.shape, -np.inf)
-    upper = d + half if alternative != "greater" else np.full(d.shape, np.inf)
-    log_lr = log_mixture_ratio(d, se, tau2, null=null, alternative=alternative)
-    with np.errstate(over="ignore"):
-        p = np.minimum(1.0, np.exp(-log_lr))
-        e = np.exp(log_lr)
-    return lower, upper, np.asarray(p), np.asarray(e), np.asarray(tau2, dtype=float)
-
-
-def always_valid_compare(
-    mean_c: ArrayLike,
-    var_c: ArrayLike,
-    n_c: ArrayLike,
-    mean_t: ArrayLike,
-    var_t: ArrayLike,
-    n_t: ArrayLike,
-    *,
-    effect: Effect = "relative",
-    relative_method: RelativeMethod = "delta",
-    alternative: Alternative = "two-sided",
-    alpha: float = 0.05,
-    tuning_n: float = DEFAULT_TUNING_N,
-    mixture_variance: float | None = None,
-) -> SequentialArrays:
-    """Always-valid comparison of treatment with control for every entry at once.
-
-    Takes the same per-arm inputs as :func:`proving.stats.effects.compare` (each arm's
-    estimate, the variance of that estimate and its unit count: means, proportions, ratio
-    metrics, CUPED-adjusted means alike) and returns the confidence sequence and mSPRT
-    p-value of this look.
-
-    Args:
-        mean_c: control estimates.
-        var_c: variance of each control estimate.
-        n_c: control unit counts.
-        mean_t: treatment estimates.
-        var_t: variance of each treatment estimate.
-        n_t: treatment unit counts.
-        effect: ``absolute`` or ``relative`` (lift, delta method or log ratio).
-        relative_method: ``delta`` (symmetric) or ``log`` (sequence on log(m_t/m_c)).
-        alternative: ``two-sided``, ``greater`` or ``less``.
-        alpha: error over all looks together.
-        tuning_n: N*, total units (both arms) where the sequence is tightest.
-        mixture_variance: fixed tau^2 on the (log-)effect scale instead of N* tuning.
-
-    Returns:
-        :class:`SequentialArrays`; degenerate entries hold NaN and a ``reason``.
-
-    Example:
-        >>> out = always_valid_compare([0.10], [1e-4], [900], [0.13], [1.2e-4], [900],
-        ...                            effect="absolute")
-        >>> round(float(out.estimate[0]), 2), bool(out.ci_lower[0] < 0.03 < out.ci_upper[0])
-        (0.03, True)
-    """
-    validate_options(alpha=alpha, effect=effect, relative_method=relative_method)
-    _check_alternative(alternative)
-    base = compare(
-        mean_c,
-        var_c,
-        n_c,
-        mean_t,
-        var_t,
-        n_t,
-        effect=effect,
-        relative_method=relative_method,
-        method="z",
-        alternative=alternative,
-        alpha=alpha,
-    )
-    n_total = np.broadcast_to(
-        np.asarray(n_c, dtype=float) + np.asarray(n_t, dtype=float), base.estimate.shape
-    )
-    log_scale = effect == "relative" and relative_method == "log"
-    centre = np.log1p(base.estimate) if log_scale else base.estimate
-    se = base.std_err / (1.0 + base.estimate) if log_scale else base.std_err
-    lower, upper, p, e, tau2 = always_valid_interval(
-        centre,
-        se,
-        n_total,
-        alpha=alpha,
-        alternative=alternative,
-        tuning_n=tuning_n,
-        mixture_variance=mixture_variance,
-    )
-    if log_scale:
-        lower, upper = np.expm1(lower), np.expm1(upper)
-    bad = base.reason != None  # noqa: E711 (elementwise on an object array)
-    lower, upper, p, e, tau2 = (np.where(bad, np.nan, x) for x in (lower, upper, p, e, tau2))
-    return SequentialArrays(
-        estimate=base.estimate,
-        std_err=base.std_err,
-        ci_lower=lower,
-        ci_upper=upper,
-        p_value=p,
-        e_value=e,
-        mixture_variance=tau2,
-        n=np.asarray(n_total, dtype=float),
-        reason=base.reason,
-    )
-
 
 _ALWAYS_VALID_NOTE = (
     "always-valid: the interval is a normal-mixture confidence sequence and the p-value "
@@ -388,45 +100,18 @@ _INPUT_FIELDS = (
     "p_value",
     "warnings",
 )
-Columns = Mapping[str, Sequence[Any]]
-Comparisons = Sequence[ComparisonResult] | AnalysisResult
 
 
 def _read(
     results: Comparisons, names: Sequence[str] = _INPUT_FIELDS
 ) -> tuple[Columns, list[ComparisonResult] | None]:
-    """The columns ``names`` of ``results``, and the objects when given objects.
-
-    An :class:`AnalysisResult` from :func:`proving.stats.analyze` is read as columns
-    without creating one object per comparison.
-    """
-    if isinstance(results, AnalysisResult):
-        return results.comparison_columns(), None
-    objects = list(results)
-    return {n: list(map(attrgetter(n), objects)) for n in names}, objects
+    """The columns ``names`` of ``results`` (all of an AnalysisResult's), and the objects."""
+    return read_columns(results, names)
 
 
 def _floats(column: Sequence[Any], none: float = math.nan) -> FloatArray:
     """A float array of a column of plain values (None -> ``none``; NaN stays NaN)."""
     return np.array([none if x is None else x for x in column], dtype=float)
-
-
-def _plain_list(x: FloatArray) -> list[float | None]:
-    """Python floats, with NaN and infinities as None (the results' convention)."""
-    out = x.astype(object)
-    out[~np.isfinite(x)] = None
-    values: list[float | None] = out.tolist()
-    return values
-
-
-def _scatter(column: Sequence[Any], idx: IntArray, values: Sequence[Any]) -> list[Any]:
-    """``column`` with ``values`` written at the (increasing) positions ``idx``."""
-    if len(idx) == len(column):
-        return list(values)
-    out = list(column)
-    for i, v in zip(idx.tolist(), values, strict=True):
-        out[i] = v
-    return out
 
 
 def _rebuild(
@@ -445,29 +130,24 @@ def _rebuild(
     frozen, acyclic and equal to those ``replace`` builds). Rows outside ``idx`` are the
     given objects themselves.
     """
+    take: list[int] = idx.tolist()
     if objects is None:
         assert isinstance(results, AnalysisResult)
         full = dict(columns)
         for name, values in updates.items():
-            full[name] = _scatter(columns[name], idx, values)
+            full[name] = scatter(columns[name], take, values)
         return AnalysisResult.from_columns(
             lambda: full, srm=results.srm, srm_scope=results.srm_scope, warnings=results.warnings
         )
     out = list(objects)
-    chosen = [objects[i] for i in idx.tolist()]
+    chosen = [objects[i] for i in take]
     names = list(updates)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         states = list(map(dict, map(vars, chosen)))
         rows = zip(*(updates[n] for n in names), strict=True)
         deque(map(dict.update, states, map(zip, repeat(names), rows)), maxlen=0)
-        built: list[ComparisonResult] = list(map(object.__new__, map(type, chosen)))
-        deque(map(object.__setattr__, built, repeat("__dict__"), states), maxlen=0)
-    finally:
-        if enabled:
-            gc.enable()
-    for i, obj in zip(idx.tolist(), built, strict=True):
+        built: list[ComparisonResult] = objects_from_states(map(type, chosen), states)
+    for i, obj in zip(take, built, strict=True):
         out[i] = obj
     return out
 
@@ -614,8 +294,8 @@ def sequentialize(
     warnings = [columns["warnings"][i] for i in idx.tolist()]
     size = len(idx)
     updates = {
-        "ci_lower": _plain_list(lower),
-        "ci_upper": _plain_list(upper),
+        "ci_lower": plain_list(lower),
+        "ci_upper": plain_list(upper),
         "p_value": p.tolist(),
         "method": ["z"] * size,
         "df": [None] * size,
@@ -703,7 +383,7 @@ def adjust_sequential(
             adjusted, level = p, alpha
         lower, upper, _ = _bounds(columns, idx, tuning_n, mixture_variance, level)
         for j, (a, lo, hi) in enumerate(
-            zip(adjusted.tolist(), _plain_list(lower), _plain_list(upper), strict=True)
+            zip(adjusted.tolist(), plain_list(lower), plain_list(upper), strict=True)
         ):
             adjusted_p[members[j]], adjusted_lower[members[j]] = a, lo
             adjusted_upper[members[j]] = hi
