@@ -28,11 +28,10 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 import yaml
@@ -43,6 +42,7 @@ from rich.table import Table
 from proving.errors import StatsInputError
 from proving.stats.canary import CanaryJudgement, CanaryMetricSpec, judge
 from proving.stats.canary_sequential import SequentialCanaryResult, SequentialCanaryTest
+from proving.stats.table import read_records
 
 _COLOURS = {"pass": "green", "high": "red", "low": "red", "nodata": "dim"}
 _DECISION = {"pass": "green", "marginal": "yellow", "fail": "red", "nodata": "dim"}
@@ -95,31 +95,13 @@ def load_judge_spec(path: Path) -> CanaryJudgeSpec:
         ) from None
 
 
-def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    if not path.is_file():
-        raise StatsInputError(f"{path}: no such file; give the path of a .csv or .json file.")
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            return [(f"{path}: line {i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(fh))]
-    if path.suffix.lower() != ".json":
-        raise StatsInputError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .json.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StatsInputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
-    rows = data.get("rows") if isinstance(data, dict) else data
-    if not isinstance(rows, list):
-        raise StatsInputError(f"{path}: expected a list of rows or an object with `rows`.")
-    return [(f"{path}: rows[{i}]", r) for i, r in enumerate(rows)]
-
-
 ByLook = dict[str, dict[int, tuple[list[float], list[float]]]]
 
 
 def read_values(path: Path) -> ByLook:
     """Group (metric, arm, value[, look]) rows: metric -> look -> (baseline, canary)."""
     out: ByLook = {}
-    for where, row in _rows(path):
+    for where, row in read_records(path):
         if not isinstance(row, dict):
             raise StatsInputError(f"{where}: a row must be an object with metric, arm, value.")
         missing = [k for k in ("metric", "arm", "value") if row.get(k) in (None, "")]

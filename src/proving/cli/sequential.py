@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from proving.errors import StatsInputError
 from proving.stats.monitor import MonitorLook, MonitorSpec, SequentialMonitor
 from proving.stats.results import Kind
 from proving.stats.sufficient import ArmStats
-from proving.stats.table import parse_row
+from proving.stats.table import parse_row, read_records
 
 _COLOURS = {
     "stop_for_effect": "green",
@@ -37,28 +36,10 @@ _COLOURS = {
 Key = tuple[str, str, str]
 
 
-def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    if not path.is_file():
-        raise StatsInputError(f"{path}: no such file; give the path of a .json or .csv file.")
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            return [(f"{path}: line {i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(fh))]
-    if path.suffix.lower() != ".json":
-        raise StatsInputError(f"{path}: unsupported file type {path.suffix!r}; use .json or .csv.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StatsInputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
-    rows = data.get("rows") if isinstance(data, dict) else data
-    if not isinstance(rows, list):
-        raise StatsInputError(f"{path}: expected a list of rows or an object with `rows`.")
-    return [(f"{path}: rows[{i}]", r) for i, r in enumerate(rows)]
-
-
 def read_looks(path: Path) -> dict[Key, dict[int, dict[str, tuple[Kind, ArmStats]]]]:
     """Group a file of per-look statistics: key -> look -> variant -> (kind, ArmStats)."""
     out: dict[Key, dict[int, dict[str, tuple[Kind, ArmStats]]]] = {}
-    for where, record in _records(path):
+    for where, record in read_records(path):
         if not isinstance(record, dict):
             raise StatsInputError(f"{where}: a row must be an object of column to value.")
         raw = record.pop("look", None)

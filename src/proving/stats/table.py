@@ -92,6 +92,7 @@ __all__ = [
     "parse_row",
     "raw_columns",
     "read_columns",
+    "read_records",
     "read_table",
     "row_list",
     "text_codes",
@@ -100,7 +101,33 @@ __all__ = [
 TableSource = str | Path | Sequence[Mapping[str, Any]] | Mapping[str, Any] | Any
 
 
-def _read_csv(path: Path) -> list[tuple[str, ArmRow]]:
+def read_records(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """Read a .csv or .json file of rows as raw records, each labelled for error messages.
+
+    The label names the file and the CSV line (``stats.csv: line 3``) or the JSON index
+    (``stats.json: rows[2]``). JSON holds a list of rows or an object with a ``rows`` list.
+    Every command that reads a file of rows (``analyze``, ``monitor``, ``judge``) uses this.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StatsInputError(f"{path}: no such file; give the path of a .json or .csv file.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix != ".json":
+        raise StatsInputError(
+            f"{path}: unsupported file type {suffix!r}; use a .json or .csv file."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StatsInputError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+        ) from None
+    return [(f"{path}: rows[{i}]", record) for i, record in enumerate(row_list(data, str(path)))]
+
+
+def _read_csv(path: Path) -> list[tuple[str, dict[str, Any]]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames:
@@ -112,30 +139,14 @@ def _read_csv(path: Path) -> list[tuple[str, ArmRow]]:
                 raise StatsInputError(
                     f"{where}: the row has more values than the header has columns."
                 )
-            out.append((where, parse_row(record, where=where)))
+            out.append((where, dict(record)))
         return out
 
 
 def _source_rows(source: TableSource) -> list[tuple[str, ArmRow]]:
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise StatsInputError(f"{path}: no such file; give the path of a .json or .csv file.")
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            return _read_csv(path)
-        if suffix != ".json":
-            raise StatsInputError(
-                f"{path}: unsupported file type {suffix!r}; use a .json or .csv file."
-            )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StatsInputError(
-                f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
-            ) from None
-        records, label = row_list(data, str(path)), f"{path}: rows[{{}}]"
-    elif hasattr(source, "to_pylist"):  # pyarrow.Table
+        return [(where, parse_row(r, where=where)) for where, r in read_records(source)]
+    if hasattr(source, "to_pylist"):  # pyarrow.Table
         records, label = source.to_pylist(), "table row {}"
     elif hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas.DataFrame
         records, label = source.to_dict(orient="records"), "DataFrame row {}"
