@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 import yaml
@@ -40,9 +40,11 @@ from rich.console import Console
 from rich.table import Table
 
 from proving.errors import StatsInputError
-from proving.stats.canary import CanaryJudgement, CanaryMetricSpec, judge
-from proving.stats.canary_sequential import SequentialCanaryResult, SequentialCanaryTest
 from proving.stats.table import read_records
+
+if TYPE_CHECKING:  # the statistics load with the command, not with the command line
+    from proving.stats.canary import CanaryJudgement, CanaryMetricSpec
+    from proving.stats.canary_sequential import SequentialCanaryResult
 
 _COLOURS = {"pass": "green", "high": "red", "low": "red", "nodata": "dim"}
 _DECISION = {"pass": "green", "marginal": "yellow", "fail": "red", "nodata": "dim"}
@@ -62,6 +64,8 @@ class MetricEntry(BaseModel):
 
     def metric_spec(self) -> CanaryMetricSpec:
         """The library's spec of this metric."""
+        from proving.stats.canary import CanaryMetricSpec
+
         return CanaryMetricSpec(**self.model_dump(exclude={"reference"}))
 
 
@@ -147,6 +151,8 @@ def _load(data_path: Path, spec_path: Path | None) -> tuple[ByLook, CanaryJudgeS
 
 def run_judge(data_path: Path, spec_path: Path | None, alpha: float | None) -> CanaryJudgement:
     """Read the values and the spec, judge the canary on all looks pooled."""
+    from proving.stats.canary import judge
+
     data, spec = _load(data_path, spec_path)
     pooled = {
         name: (
@@ -169,6 +175,8 @@ def run_sequential(
     data_path: Path, spec_path: Path | None, alpha: float | None
 ) -> list[list[SequentialCanaryResult]]:
     """Replay the looks through one :class:`SequentialCanaryTest` per metric."""
+    from proving.stats.canary_sequential import SequentialCanaryTest
+
     data, spec = _load(data_path, spec_path)
     out = []
     for entry in spec.metrics:

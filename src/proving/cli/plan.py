@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,7 +24,9 @@ from rich.table import Table
 
 from proving.errors import StatsInputError
 from proving.stats.plan_metric import PlanMetric
-from proving.stats.power import PowerResult, achieved_power, minimum_detectable_effect, sample_size
+
+if TYPE_CHECKING:
+    from proving.stats.power import PowerResult
 
 _FLAGS = {
     "n_total": "--n-total",
@@ -172,6 +174,9 @@ def _solve(
     power: float,
     options: dict[str, Any],
 ) -> tuple[PowerResult, list[PowerResult]]:
+    # Imported here, not at the top: the command line should not load SciPy to start.
+    from proving.stats.power import achieved_power, minimum_detectable_effect, sample_size
+
     sized = n_total is not None or days is not None
     if effect_size is None and not sized:
         raise StatsInputError(

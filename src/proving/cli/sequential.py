@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.table import Table
 
 from proving.errors import StatsInputError
-from proving.stats.monitor import MonitorLook, MonitorSpec, SequentialMonitor
 from proving.stats.results import Kind
 from proving.stats.sufficient import ArmStats
 from proving.stats.table import parse_row, read_records
@@ -62,6 +61,9 @@ def run_monitors(
     path: Path, *, control: str, increments: bool, lower_is_better: list[str], **spec: Any
 ) -> list[dict[str, Any]]:
     """One monitor per (experiment, metric, segment, treatment variant), replayed in order."""
+    # Imported here, not at the top: the command line should not load SciPy to start.
+    from proving.stats.monitor import MonitorSpec, SequentialMonitor
+
     looks_by_key = read_looks(path)
     results = []
     for (experiment, metric, segment), looks in looks_by_key.items():
@@ -107,6 +109,8 @@ def _fmt(value: float | None) -> str:
 
 def render(result: dict[str, Any], console: Console) -> None:
     """Print one monitor's looks as a Rich table and its decision with the reason."""
+    from proving.stats.monitor import MonitorLook
+
     spec = result["spec"]
     title = (
         f"{spec['metric']}: {result['variant']} vs {result['control']} "

@@ -22,9 +22,6 @@ import typer
 from rich.console import Console
 
 from proving.errors import ProvingError, SpecError
-from proving.serve.app import create_app
-from proving.serve.deployment import ServeConfig
-from proving.spec.loader import load_spec
 
 EXIT_USAGE = 2
 
@@ -75,7 +72,12 @@ def serve_command(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the gateway: predict, rank, ingest, metrics and the admin API."""
+    # The web stack loads with this command, not with every start of the command line.
     import uvicorn
+
+    from proving.serve.app import create_app
+    from proving.serve.deployment import ServeConfig
+    from proving.spec.loader import load_spec
 
     specs = []
     for path in spec:

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.results import ResultBase
 
@@ -56,7 +57,6 @@ __all__ = [
     "TrainedModels",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ChampionKind = Literal["logistic", "popularity"]
 

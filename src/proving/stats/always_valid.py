@@ -61,15 +61,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from proving._types import ArrayLike, FloatArray, ObjectArray
 from proving.errors import StatsInputError
-from proving.stats.effects import ArrayLike, compare, validate_options
+from proving.stats.effects import compare, validate_options
 from proving.stats.results import Alternative, Effect, RelativeMethod
 
-FloatArray = npt.NDArray[np.float64]
-ObjectArray = npt.NDArray[np.object_]
 SequentialMethod = Literal["confidence_sequence", "msprt"]
 
 DEFAULT_TUNING_N = 5000.0

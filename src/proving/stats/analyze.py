@@ -48,8 +48,8 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from proving._types import IntArray
 from proving.errors import StatsInputError
 from proving.stats.analysis_options import AnalysisOptions, Correction, check_options
 from proving.stats.arm_estimates import estimate_arms
@@ -69,10 +69,6 @@ from proving.stats.srm import srm_check
 from proving.stats.table import ArmRow, TableSource
 
 __all__ = ["Correction", "analyze"]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def _srm(

@@ -32,16 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from proving._types import BoolArray, FloatArray, IntArray
 from proving.stats.columns import ArmColumns
 from proving.stats.cuped import cuped_adjust
 from proving.stats.layout import Layout
 from proving.stats.ratio import LinearizedArms, linearize
 
 __all__ = ["ArmEstimates", "estimate_arms"]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass

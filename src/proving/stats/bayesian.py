@@ -45,13 +45,12 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from proving._types import FloatArray, ObjectArray
 from proving.errors import StatsInputError
 from proving.stats.multiple import benjamini_hochberg
 from proving.stats.normal_posterior import (
     _POSTERIOR_FIELDS,
     BayesianArrays,
-    FloatArray,
-    ObjectArray,
     bayes_factor,
     bayesian_compare,
     posterior,

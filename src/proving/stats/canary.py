@@ -53,13 +53,12 @@ from functools import partial
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special, stats
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.results import ResultBase
 
-FloatArray = npt.NDArray[np.float64]
 Direction = Literal["increase", "decrease", "either"]
 Classification = Literal["pass", "high", "low", "nodata"]
 Decision = Literal["pass", "marginal", "fail", "nodata"]

@@ -52,11 +52,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.canary import CanaryMetricSpec, Classification, Direction
 from proving.stats.results import ResultBase
 
-FloatArray = npt.NDArray[np.float64]
 METHOD = "sequential sign test on arrival-order pairs (truncated beta-mixture martingale)"
 _LOG2 = math.log(2.0)
 

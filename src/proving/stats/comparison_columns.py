@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-import numpy.typing as npt
 
+from proving._types import BoolArray, FloatArray, IntArray
 from proving.stats.analysis_options import AnalysisOptions
 from proving.stats.arm_estimates import ArmEstimates
 from proving.stats.columns import ArmColumns
@@ -41,9 +41,6 @@ __all__ = [
     "warning_masks",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
-BoolArray = npt.NDArray[np.bool_]
 
 # The delta method for a ratio of means needs the control mean well away from 0 (Fieller's
 # problem); below this many standard errors the relative interval is flagged.

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "start_carry",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 # Beyond 12 standard deviations the normal mass (< 1e-32) cannot change any boundary.
 TAIL = 12.0
 _MAX_GRID = 1501

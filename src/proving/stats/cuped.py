@@ -57,14 +57,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from proving._types import BoolArray, FloatArray, IntArray, ObjectArray
 from proving.stats.ratio import LinearizedArms
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.intp]
-ObjectArray = npt.NDArray[np.object_]
 
 # A covariate whose centered sum of squares is below this share of its uncentered scale is
 # constant up to rounding.

@@ -50,12 +50,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from proving._types import ArrayLike, FloatArray, ObjectArray
 from proving.errors import StatsInputError
 from proving.stats.results import Alternative, Effect, Method, RelativeMethod
-
-FloatArray = npt.NDArray[np.float64]
-ObjectArray = npt.NDArray[np.object_]
-ArrayLike = float | npt.ArrayLike
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import optimize, special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.crossing import (
     TAIL,
@@ -81,7 +81,6 @@ __all__ = [
     "wang_tsiatis_boundaries",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 Alternative = Literal["two-sided", "greater", "less"]
 
 

@@ -52,13 +52,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.effects import interval_and_p_value, mean_moments, validate_options
 from proving.stats.results import Alternative, Effect, ResultBase
 from proving.stats.sufficient import ArmStats
 
 Variance = Literal["unequal", "pooled"]
-FloatArray = npt.NDArray[np.float64]
 
 INDEPENDENCE_METHOD = "Pearson chi-square test of independence on the assignment cross-tab"
 CONTRAST_METHOD = "2x2 interaction contrast (m11 - m01) - (m10 - m00)"

@@ -28,15 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from proving._types import BoolArray, IntArray
 from proving.errors import StatsInputError
 from proving.stats.columns import ArmColumns, first_appearance
 
 __all__ = ["Layout", "group_codes", "lay_out", "pairs"]
-
-IntArray = npt.NDArray[np.intp]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass

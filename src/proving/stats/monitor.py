@@ -54,6 +54,7 @@ from proving.stats.effects import compare
 from proving.stats.group_sequential import SpendingBoundaries, stagewise_p_value
 from proving.stats.monitor_spec import STOPS, Decision, MonitorLook, MonitorMethod, MonitorSpec
 from proving.stats.ratio import linearize
+from proving.stats.results import finite_or_none
 from proving.stats.sequential import (
     SequentialArrays,
     always_valid_compare,
@@ -71,11 +72,6 @@ __all__ = [
     "SequentialMonitor",
     "pair_estimates",
 ]
-
-
-def _num(x: Any) -> float | None:
-    v = float(x)
-    return v if math.isfinite(v) else None
 
 
 def pair_estimates(
@@ -257,9 +253,9 @@ class SequentialMonitor:
                 est[0], var[0], n_c, est[1], var[1], n_t, effect=s.effect, prior=s.prior,
                 alpha=s.alpha, higher_is_better=s.higher_is_better,
             )  # fmt: skip
-            base["posterior_mean"] = _num(post.posterior_mean[0])
-            base["chance_to_win"] = _num(post.chance_to_win[0])
-            base["expected_loss_treatment"] = _num(post.expected_loss_treatment[0])
+            base["posterior_mean"] = finite_or_none(post.posterior_mean[0])
+            base["chance_to_win"] = finite_or_none(post.chance_to_win[0])
+            base["expected_loss_treatment"] = finite_or_none(post.expected_loss_treatment[0])
         if s.method == "group_sequential":
             return self._group_sequential(z.estimate[0], z.std_err[0], z.statistic[0], base)
         return self._always_valid(est, var, n_c, n_t, float(z.statistic[0]), base)
@@ -294,10 +290,10 @@ class SequentialMonitor:
             **base,
             "estimate": d,
             "std_err": float(av.std_err[0]),
-            "ci_lower": _num(av.ci_lower[0]),
-            "ci_upper": _num(av.ci_upper[0]),
-            "running_ci_lower": _num(lo),
-            "running_ci_upper": _num(hi),
+            "ci_lower": finite_or_none(av.ci_lower[0]),
+            "ci_upper": finite_or_none(av.ci_upper[0]),
+            "running_ci_lower": finite_or_none(lo),
+            "running_ci_upper": finite_or_none(hi),
             "p_value": p,
             "statistic": statistic,
             "threshold": crit,
@@ -374,8 +370,8 @@ class SequentialMonitor:
             reason=text,
             estimate=estimate,
             std_err=std_err,
-            ci_lower=_num(ci[0]),
-            ci_upper=_num(ci[1]),
+            ci_lower=finite_or_none(ci[0]),
+            ci_upper=finite_or_none(ci[1]),
             # The stage-wise p-value means something only where the experiment stops.
             p_value=stagewise_p_value(plan.design(), z) if decision in STOPS else None,
             statistic=z,

@@ -53,13 +53,12 @@ from dataclasses import replace
 from typing import Literal, get_args
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
-from proving.stats.results import ComparisonResult
+from proving.stats.results import ComparisonResult, finite_or_none
 
-FloatArray = npt.NDArray[np.float64]
 AdjustMethod = Literal["none", "holm", "bh"]
 FAMILY_KEYS = ("experiment", "segment", "family")
 _KEY_FIELDS = ("experiment", "segment", "family", "metric", "variant", "control")
@@ -123,11 +122,6 @@ def _intervals(
     return lo, hi
 
 
-def _plain(x: float) -> float | None:
-    """Infinite bounds of one-sided intervals are stored as None, like ci_lower/ci_upper."""
-    return float(x) if math.isfinite(x) else None
-
-
 def _family(
     members: list[ComparisonResult], method: AdjustMethod, alpha: float
 ) -> list[ComparisonResult]:
@@ -157,8 +151,8 @@ def _family(
                 r,
                 correction=method,
                 adjusted_p_value=float(adjusted[i]),
-                adjusted_ci_lower=_plain(lo[i]),
-                adjusted_ci_upper=_plain(hi[i]),
+                adjusted_ci_lower=finite_or_none(lo[i]),
+                adjusted_ci_upper=finite_or_none(hi[i]),
                 warnings=notes,
             )
         )

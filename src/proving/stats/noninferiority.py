@@ -54,6 +54,7 @@ from proving.stats.results import (
     Method,
     RelativeMethod,
     ResultBase,
+    finite_or_none,
 )
 from proving.stats.sufficient import ArmStats, stack
 
@@ -295,8 +296,8 @@ def noninferiority_check(
         estimate=None if reason else float(out.estimate[0]),
         std_err=None if reason else float(out.std_err[0]),
         df=None if reason or math.isinf(out.df[0]) else float(out.df[0]),
-        control_mean=float(est[0]) if math.isfinite(est[0]) else None,
-        treatment_mean=float(est[1]) if math.isfinite(est[1]) else None,
+        control_mean=finite_or_none(est[0]),
+        treatment_mean=finite_or_none(est[1]),
         n_control=float(n[0]),
         n_treatment=float(n[1]),
         cuped=adjusted,

@@ -32,16 +32,13 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from proving._types import ArrayLike, FloatArray, ObjectArray
 from proving.errors import StatsInputError
-from proving.stats.effects import ArrayLike, compare, validate_options
+from proving.stats.effects import compare, validate_options
 from proving.stats.priors import DEFAULT_PRIOR, NormalPrior
 from proving.stats.results import Effect, RelativeMethod, ResultBase
-
-FloatArray = npt.NDArray[np.float64]
-ObjectArray = npt.NDArray[np.object_]
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import optimize
 
+from proving._types import ArrayLike, FloatArray
 from proving.errors import StatsInputError
-from proving.stats.effects import ArrayLike
 from proving.stats.results import Effect, ResultBase
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "fit_prior",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_RELATIVE_STD = 0.3
 

@@ -65,13 +65,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.effects import compare
 from proving.stats.ratio import ratio_moments
-from proving.stats.results import Alternative, Effect, RelativeMethod, ResultBase
+from proving.stats.results import Alternative, Effect, RelativeMethod, ResultBase, finite_or_none
 from proving.stats.sufficient import ArmStats
 
-FloatArray = npt.NDArray[np.float64]
 Variant = Literal["iid", "clustered"]
 QuantileMethod = Literal["linear", "inverted_cdf"]
 
@@ -333,10 +333,6 @@ class QuantileResult(ResultBase):
     warnings: tuple[str, ...] = field(default=())
 
 
-def _num(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 def compare_quantiles(
     control: QuantileStats,
     treatment: QuantileStats,
@@ -421,11 +417,11 @@ def compare_quantiles(
             "quantile); its uncertainty is understated"
         )
     return make(
-        estimate=_num(out.estimate[0]),
+        estimate=finite_or_none(out.estimate[0]),
         ci_lower=float(out.ci_lower[0]),
         ci_upper=float(out.ci_upper[0]),
-        p_value=_num(out.p_value[0]),
-        std_err=_num(out.std_err[0]),
-        statistic=_num(out.statistic[0]),
+        p_value=finite_or_none(out.p_value[0]),
+        std_err=finite_or_none(out.std_err[0]),
+        statistic=finite_or_none(out.statistic[0]),
         warnings=tuple(warnings),
     )

@@ -37,10 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-ArrayLike = float | npt.ArrayLike
+from proving._types import ArrayLike, FloatArray
 
 # Relative size below which a centered sum of squares is rounding noise (float64 eps * 1e4).
 _ZERO_VARIANCE = 1e-12

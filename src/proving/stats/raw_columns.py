@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from proving._types import BoolArray, FloatArray, IntArray
 from proving.errors import StatsInputError
 from proving.stats.rows import KEY_FIELDS, is_blank, row_list
 
@@ -55,9 +56,6 @@ __all__ = [
     "text_codes",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.intp]
 Text = tuple[IntArray, list[Any]]  # integer codes and the distinct values they index
 _SEPARATOR = "\x1f"  # ASCII unit separator: joins covariate names inside Arrow
 # The characters str.isspace() accepts (str.strip() removes them), as an RE2 class.

@@ -51,6 +51,12 @@ T = TypeVar("T", bound="ResultBase")
 D = TypeVar("D")
 
 
+def finite_or_none(value: Any) -> float | None:
+    """A float, or None where it is NaN or infinite (the results' convention)."""
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
 def to_plain(value: Any) -> Any:
     """Convert a value to JSON-ready Python: NaN/inf -> None, numpy -> Python, tuples ->
     lists, dataclasses -> dicts (recursively)."""

@@ -50,9 +50,9 @@ from functools import partial, reduce
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.analyze import analyze
 from proving.stats.effects import EffectArrays, compare, validate_options
@@ -71,7 +71,6 @@ from proving.stats.sufficient import ArmStats, stack
 from proving.stats.table import ArmRow
 
 Correction = Literal["none", "holm", "bh"]
-FloatArray = npt.NDArray[np.float64]
 Q_METHOD = "Cochran's Q on inverse-variance weighted segment effects (Wald interaction test)"
 PS_METHOD = "post-stratified means (population stratum weights), z test"
 

@@ -28,11 +28,10 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from proving._types import FloatArray, IntArray, ObjectArray
 from proving.errors import StatsInputError
 from proving.stats.always_valid import (
     DEFAULT_TUNING_N,
-    FloatArray,
-    ObjectArray,
     SequentialArrays,
     SequentialMethod,
     always_valid_compare,
@@ -78,7 +77,6 @@ __all__ = [
     "tuning_rho_squared",
 ]
 
-IntArray = npt.NDArray[np.intp]
 
 _ALWAYS_VALID_NOTE = (
     "always-valid: the interval is a normal-mixture confidence sequence and the p-value "

@@ -29,15 +29,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
 from proving.stats.sequential import _check_alpha
 
 __all__ = ["DEFAULT_PARAMETER", "SPENDING_FUNCTIONS", "SpendingName", "alpha_spent"]
 
-FloatArray = npt.NDArray[np.float64]
 SpendingName = Literal["obrien_fleming", "pocock", "hwang_shih_decani", "power"]
 
 SPENDING_FUNCTIONS: tuple[str, ...] = ("obrien_fleming", "pocock", "hwang_shih_decani", "power")

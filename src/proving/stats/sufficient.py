@@ -44,11 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from proving._types import FloatArray
 from proving.errors import StatsInputError
-
-FloatArray = npt.NDArray[np.float64]
 
 _COVARIATE_COLUMN = re.compile(
     r"^covariate_(\d+)_(sum|sum_squares|sum_products|denominator_sum_products)$"

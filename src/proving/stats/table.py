@@ -6,18 +6,7 @@ ratio and covariate columns; see ``docs/stats/sufficient.md``). Parsing and merg
 row is :mod:`proving.stats.rows`; the same sources as raw columns, for the columnar reader,
 are :mod:`proving.stats.raw_columns`. Their names stay importable from here.
 
-==============  ========  ====================================================================
-key             required  meaning
-==============  ========  ====================================================================
-``experiment``  no        experiment name (default ``""``)
-``variant``     yes       arm name; the control is chosen at analysis time
-``metric``      yes       metric name
-``segment``     no        segment name (default ``"all"``)
-``kind``        no        ``mean``, ``proportion`` or ``ratio`` (ratio is inferred from the
-                          denominator columns; default ``mean``). A proportion may omit
-                          ``sum_squares`` (it equals ``sum`` for 0/1 values).
-``family``      no        ``primary``, ``secondary`` or ``guardrail`` (multiple comparisons)
-==============  ========  ====================================================================
+The key columns and their rules are listed in :mod:`proving.stats.rows`.
 
 Rows with the same key are summed (sufficient statistics add), so a file with one row per
 day analyses the whole period. Sources: a path to a ``.json`` file (a list of rows or

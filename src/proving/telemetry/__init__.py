@@ -4,8 +4,7 @@ Light imports only here (pydantic, pyarrow, prometheus-client): the ingestion AP
 (FastAPI) and the NATS bus load on first use of their names.
 """
 
-from typing import Any
-
+from proving._lazy import lazy_exports as _lazy_exports
 from proving.telemetry.events import (
     EXPOSURES_SCHEMA,
     OUTCOMES_SCHEMA,
@@ -31,14 +30,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'proving.telemetry' has no attribute {name!r}")
-
-
 __all__ = [
     "EXPOSURES_SCHEMA",
     "OUTCOMES_SCHEMA",
@@ -62,3 +53,5 @@ __all__ = [
     "to_record_batch",
     "validate_events",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)
