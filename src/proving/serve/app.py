@@ -12,9 +12,10 @@
 ``/admin/...``                  the admin API (:mod:`proving.serve.admin`), bearer token
 ==============================  ==============================================================
 
-The request id comes from the ``X-Request-ID`` header when it is a plain token (letters,
-digits, ``._:-``, up to 128 characters) and is generated otherwise; it is returned in the
-body and the header, and every event of the request carries it.
+The prediction routes are plain ASGI apps (:mod:`proving.serve.prediction_api`, the hot
+path); the rest are FastAPI routes. The request id comes from the ``X-Request-ID`` header
+when it is a plain token and is generated otherwise; it is returned in the body and the
+header, and every event of the request carries it.
 
 Errors are JSON ``{"error": message}``: 400 for malformed JSON or a missing/invalid field
 (the message names it), 404 for an unknown deployment, 413 for a body over
@@ -36,34 +37,26 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import random
-import re
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from proving.errors import HTTPError
 from proving.serve.admin import create_admin_router
 from proving.serve.deployment import ServeConfig
-from proving.serve.gateway import Gateway, RoutedResult
+from proving.serve.gateway import Gateway
 from proving.serve.limits import BodyLimitMiddleware
 from proving.serve.observability import GatewayMetrics
-from proving.serve.protocol import (
-    ErrorBody,
-    PredictRequest,
-    PredictResponse,
-    RankRequest,
-    RankResponse,
-)
+from proving.serve.prediction_api import PredictionEndpoint, prediction_openapi, validation_message
+from proving.serve.protocol import ErrorBody
 from proving.serve.recorder import warm_up_events
 from proving.serve.reload import SpecWatcher
 from proving.spec.experiment import ExperimentSpec
@@ -71,69 +64,12 @@ from proving.telemetry.ingest import IngestConfig, create_ingest_app
 from proving.telemetry.store import EventStore, open_store
 from proving.telemetry.writer import BatchWriter
 
-__all__ = ["create_app", "request_id_of"]
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Malformed JSON or an invalid field"},
-    404: {"model": ErrorBody, "description": "Unknown deployment"},
-    413: {"model": ErrorBody, "description": "Body too large"},
-    422: {"model": ErrorBody, "description": "The model refused the features"},
-}
-
-
-def request_id_of(header: str | None) -> str:
-    """The request id: the header's if it is a plain token, else a new one."""
-    if header and _REQUEST_ID.match(header):
-        return header
-    # 128 random bits from the process's PRNG (seeded from os.urandom at start): unique
-    # enough for a join key and ~10x cheaper than uuid4 under load (no syscall per id).
-    return f"{random.getrandbits(128):032x}"
-
-
-def _location(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
-
-
-def _validation_message(errors: Sequence[Any]) -> str:
-    problems = []
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})")
-        else:
-            problems.append(f"`{_location(err.get('loc', ()))}`: {err.get('msg', 'invalid')}")
-    fix = 'Fix: send JSON such as {"unit_id": "u1", "features": {}}.'
-    return "; ".join(problems) + ". " + fix
+__all__ = ["GatewayApp", "create_app"]
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"error": _validation_message(exc.errors())}, status_code=400)
-
-
-Body = TypeVar("Body", PredictRequest, RankRequest)
-
-
-async def _parse(request: Request, model: type[Body]) -> Body:
-    """Validate the raw body in one pass (pydantic-core parses the JSON itself)."""
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise HTTPError(400, _validation_message(exc.errors())) from None
-
-
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    content = {"application/json": {"schema": schema}}
-    header = {
-        "name": "X-Request-ID",
-        "in": "header",
-        "required": False,
-        "description": "Your request id (a plain token); generated when absent.",
-        "schema": {"type": "string"},
-    }
-    return {"requestBody": {"required": True, "content": content}, "parameters": [header]}
+    return JSONResponse({"error": validation_message(exc.errors())}, status_code=400)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -145,88 +81,6 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _starlette_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-
-def _response(
-    result: RoutedResult, name: str, request_id: str, started: float, gateway: Gateway
-) -> dict[str, Any]:
-    served, a = result.served, result.assignment
-    labels = (name, served.variant, served.call.model, served.call.version)
-    metrics = gateway.metrics
-    metrics.child(metrics.request_seconds, *labels).observe(time.perf_counter() - started)
-    return {
-        "request_id": request_id,
-        "deployment": name,
-        "variant": served.variant,
-        "assigned_variant": a.variant,
-        "in_experiment": a.in_experiment,
-        "reason": a.reason,
-        "model": served.call.model,
-        "model_version": served.call.version,
-        "fallback": served.fallback,
-        "spec_version": result.spec_version,
-    }
-
-
-def _count_error(gateway: Gateway, name: str, endpoint: str) -> None:
-    # The deployment comes from the URL: label unknown names as one series, never as
-    # themselves (a scanner would otherwise create a time series per path).
-    label = name if name in gateway.states else "unknown"
-    gateway.metrics.child(gateway.metrics.requests, label, endpoint, "", "error").inc()
-
-
-def _add_prediction_routes(app: FastAPI, gateway: Gateway) -> None:
-    @app.post(
-        "/v1/predict/{name}",
-        response_model=PredictResponse,
-        responses=_ERRORS,
-        tags=["predict"],
-        summary="Predict with the deployment's strategy",
-        openapi_extra=_body_doc(PredictRequest),
-    )
-    async def predict(name: str, request: Request) -> Response:
-        started = time.perf_counter()
-        request_id = request_id_of(request.headers.get("x-request-id"))
-        try:
-            body = await _parse(request, PredictRequest)
-            result = await gateway.predict(
-                name, str(body.unit_id), body.attributes, body.features, request_id
-            )
-        except HTTPError:
-            _count_error(gateway, name, "predict")
-            raise
-        out = _response(result, name, request_id, started, gateway)
-        out["prediction"] = result.served.output
-        metrics = gateway.metrics
-        metrics.child(metrics.requests, name, "predict", out["variant"], "ok").inc()
-        return JSONResponse(out, headers={"X-Request-ID": request_id})
-
-    @app.post(
-        "/v1/rank/{name}",
-        response_model=RankResponse,
-        responses=_ERRORS,
-        tags=["predict"],
-        summary="Rank (team-draft interleaving in interleave mode)",
-        openapi_extra=_body_doc(RankRequest),
-    )
-    async def rank(name: str, request: Request) -> Response:
-        started = time.perf_counter()
-        request_id = request_id_of(request.headers.get("x-request-id"))
-        try:
-            body = await _parse(request, RankRequest)
-            ranker_input = {"features": body.features, "candidates": body.candidates}
-            result = await gateway.rank(
-                name, str(body.unit_id), body.attributes, ranker_input, body.length, request_id
-            )
-        except HTTPError:
-            _count_error(gateway, name, "rank")
-            raise
-        out = _response(result, name, request_id, started, gateway)
-        out["items"] = result.served.output
-        out["teams"] = result.served.teams
-        metrics = gateway.metrics
-        metrics.child(metrics.requests, name, "rank", out["variant"], "ok").inc()
-        return JSONResponse(out, headers={"X-Request-ID": request_id})
 
 
 def _add_ops_routes(app: FastAPI, gateway: Gateway) -> None:
@@ -247,18 +101,49 @@ def _add_ops_routes(app: FastAPI, gateway: Gateway) -> None:
         return Response(gateway.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def _mount_ingestion(app: FastAPI, writer: BatchWriter, config: IngestConfig) -> None:
-    """Add the ingestion routes (and their OpenAPI schemas) to the gateway app."""
-    ingest = create_ingest_app(writer, config)
-    routes: list[BaseRoute] = [r for r in ingest.routes if getattr(r, "path", "") in (
-        "/v1/events", "/v1/outcomes")]  # fmt: skip
-    app.router.routes.extend(routes)
-    schemas = ingest.openapi().get("components", {}).get("schemas", {})
-    default_openapi = app.openapi
+class GatewayApp(FastAPI):
+    """The gateway's FastAPI app, with a shortcut for the prediction API.
+
+    ``POST /v1/predict/{name}`` and ``POST /v1/rank/{name}`` go straight to their
+    :class:`~proving.serve.prediction_api.PredictionEndpoint`, skipping the middleware
+    stack and the route table, which cost more than the gateway's own work; they check
+    their body size and answer their own errors. Every other request (and those two paths
+    with another method or under a root path) goes through FastAPI as usual.
+    """
+
+    prediction_endpoints: dict[str, PredictionEndpoint]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            parts = scope["path"].split("/")
+            if len(parts) == 4 and parts[1] == "v1" and parts[3]:
+                endpoint = self.prediction_endpoints.get(parts[2])
+                if endpoint is not None:
+                    scope["path_params"] = {"name": parts[3]}
+                    await endpoint(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+def _add_documented_routes(app: GatewayApp, gateway: Gateway, writer: BatchWriter) -> None:
+    """Mount the plain-ASGI routes (prediction, ingestion) and add them to the OpenAPI spec,
+    which FastAPI derives from its own routes only."""
+    app.prediction_endpoints = {}
+    for endpoint in ("rank", "predict"):
+        asgi = app.prediction_endpoints[endpoint] = PredictionEndpoint(gateway, endpoint)
+        app.router.routes.insert(0, Route(f"/v1/{endpoint}/{{name}}", asgi, methods=["POST"]))
+    ingest = create_ingest_app(writer, IngestConfig())
+    app.router.routes.extend(
+        r for r in ingest.routes if getattr(r, "path", "") in ("/v1/events", "/v1/outcomes")
+    )
+    paths, schemas = prediction_openapi()
+    schemas = {**ingest.openapi().get("components", {}).get("schemas", {}), **schemas}
+    derived = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = default_openapi()
+            schema = derived()
+            schema["paths"] = {**paths, **schema.get("paths", {})}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for key, value in schemas.items():
                 components.setdefault(key, value)
@@ -277,7 +162,7 @@ def create_app(
     admin_token: str | None = None,
     spec_paths: Mapping[str, Path] | None = None,
     writer_options: Mapping[str, Any] | None = None,
-) -> FastAPI:
+) -> GatewayApp:
     """The gateway as a FastAPI app (run it with uvicorn, or ``proving serve``).
 
     Args:
@@ -316,12 +201,15 @@ def create_app(
         await asyncio.to_thread(writer.close)
         await asyncio.to_thread(event_store.close)
 
-    app = FastAPI(
+    app = GatewayApp(
         title="proving gateway",
         version="1",
         description="Serve models with A/B, shadow, canary, blue/green and interleaving; "
         "log every exposure and prediction.",
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks check their providers on every request; proving
+        # reports through Prometheus (/metrics) and the event store.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gateway
     app.state.writer = writer
@@ -330,10 +218,10 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _starlette_error)
-    _add_prediction_routes(app, gateway)
     _add_ops_routes(app, gateway)
-    _mount_ingestion(app, writer, IngestConfig())
+    _add_documented_routes(app, gateway, writer)
     app.include_router(create_admin_router(gateway, admin_token, watcher))
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes,
-                       exempt=("/v1/events", "/v1/outcomes"))  # fmt: skip
+    # The ingestion and prediction routes check their own body sizes.
+    exempt = ("/v1/events", "/v1/outcomes", "/v1/predict/", "/v1/rank/")
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes, exempt=exempt)
     return app

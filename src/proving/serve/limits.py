@@ -13,7 +13,26 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimitMiddleware"]
+__all__ = ["BodyLimitMiddleware", "declared_length", "too_large_message"]
+
+
+def too_large_message(max_body_bytes: int) -> str:
+    """The 413 message: the limit and where to change it."""
+    return (
+        f"the body exceeds {max_body_bytes} bytes. Fix: send a smaller body (the limit is "
+        "ServeConfig.max_body_bytes, --max-body-bytes)."
+    )
+
+
+def declared_length(scope: Scope) -> int:
+    """The request's ``Content-Length`` (0 when absent or not a number)."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 class _TooLargeError(Exception):
@@ -29,12 +48,7 @@ class BodyLimitMiddleware:
         self.exempt = tuple(exempt)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": f"the body exceeds {self.max_body_bytes} bytes. Fix: send a smaller "
-                "body (the limit is ServeConfig.max_body_bytes, --max-body-bytes)."
-            }
-        ).encode()
+        body = json.dumps({"error": too_large_message(self.max_body_bytes)}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -51,16 +65,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_body_bytes:
-                    await self._refuse(send)
-                    return
-                break
+        if declared_length(scope) > self.max_body_bytes:
+            await self._refuse(send)
+            return
         seen = 0
         started = False
 

@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 from proving.assign.assignment import Assignment
 from proving.serve.observability import GatewayMetrics
-from proving.telemetry.events import ExposureEvent, PredictionEvent, to_record_batch
+from proving.telemetry.events import (
+    ExposureRow,
+    PredictionRow,
+    attributes_json,
+    json_text,
+    to_record_batch,
+    utc_now,
+)
 from proving.telemetry.writer import BatchWriter
 
 __all__ = ["ModelCall", "Recorder", "event_id", "warm_up_events"]
@@ -50,12 +57,13 @@ def event_id() -> str:
 
 
 def warm_up_events() -> None:
-    """Convert one event of each kind to Arrow, so the imports happen at startup."""
-    to_record_batch("exposures", [ExposureEvent(experiment="w", variant="w", unit_id="w")])
+    """Convert one row of each kind to Arrow, so the imports happen at startup."""
+    now = utc_now()
+    to_record_batch("exposures", [ExposureRow("w", "w", "w", "w", now, "{}")])
     to_record_batch(
         "predictions",
-        [PredictionEvent(request_id="w", deployment="w", model="w", model_version="w",
-                         latency_ms=0.0)],
+        [PredictionRow("w", "w", None, "w", None, None, "w", "w", "served", "ok", "{}", "null",
+                       None, 0.0, now)],
     )  # fmt: skip
 
 
@@ -89,18 +97,19 @@ class Recorder:
         """Log that the unit saw its variant (only units in the experiment)."""
         if not assignment.in_experiment or assignment.unit_id is None:
             return
-        try:
-            event = ExposureEvent(
-                event_id=event_id(),
-                experiment=assignment.experiment,
-                variant=assignment.variant,
-                unit_id=assignment.unit_id,
-                attributes=_scalar_attributes(attributes),
+        try:  # valid by construction (spec names, the request model's unit id): a row
+            row = ExposureRow(
+                event_id(),
+                assignment.experiment,
+                assignment.variant,
+                assignment.unit_id,
+                utc_now(),
+                attributes_json(_scalar_attributes(attributes)),
             )
-        except ValueError:  # e.g. an attribute key the schema refuses: count, never fail
+        except ValueError:  # an attribute JSON cannot encode: count, never fail
             self.metrics.invalid_events.labels(assignment.experiment).inc()
             return
-        self.writer.emit(event)
+        self.writer.emit(row)
 
     def prediction(
         self,
@@ -122,23 +131,24 @@ class Recorder:
         if self.log_features:
             logged = features if isinstance(features, dict) else {"instance": features}
         try:
-            event = PredictionEvent(
-                event_id=event_id(),
-                request_id=request_id,
-                unit_id=unit_id,
-                deployment=deployment,
-                experiment=experiment or deployment,
-                variant=call.variant,
-                model=call.model,
-                model_version=call.version,
-                role=role,
-                status=call.status,
-                features=logged,
-                output=call.output if call.status in ("ok", "fallback") else call.error,
-                score=_score(call.output),
-                latency_ms=max(0.0, call.latency_ms),
+            row = PredictionRow(
+                event_id(),
+                request_id,
+                unit_id,
+                deployment,
+                experiment or deployment,
+                call.variant,
+                call.model,
+                call.version,
+                role,
+                call.status,
+                json_text(logged),
+                json_text(call.output if call.status in ("ok", "fallback") else call.error),
+                _score(call.output),
+                max(0.0, call.latency_ms),
+                utc_now(),
             )
-        except ValueError:  # an output the event schema refuses must not fail the request
+        except ValueError:  # an output JSON cannot encode must not fail the request
             self.metrics.invalid_events.labels(deployment).inc()
             return
-        self.writer.emit(event)
+        self.writer.emit(row)

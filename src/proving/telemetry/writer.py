@@ -58,7 +58,14 @@ import pyarrow as pa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from proving.errors import TelemetryError
-from proving.telemetry.events import TABLE_OF_TYPE, Event, TableName, to_record_batch, utc_now
+from proving.telemetry.events import (
+    TABLE_OF_TYPE,
+    Event,
+    EventRow,
+    TableName,
+    to_record_batch,
+    utc_now,
+)
 from proving.telemetry.store import EventStore
 
 logger = logging.getLogger(__name__)
@@ -125,7 +132,7 @@ class _Submission:
 class _Batch:
     """Items taken off the queue together, converted to Arrow for one commit."""
 
-    items: list[Event | _Submission]
+    items: list[Event | EventRow | _Submission]
     emitted: int
     size: int
     tables: dict[TableName, pa.RecordBatch] = field(default_factory=dict)
@@ -185,7 +192,7 @@ class BatchWriter:
         self.retry_backoff = retry_backoff
         self.metrics = WriterMetrics.for_registry(registry or REGISTRY)
         self.stats = WriterStats()
-        self._queue: deque[Event | _Submission] = deque()
+        self._queue: deque[Event | EventRow | _Submission] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._flush_requested = False
@@ -214,8 +221,9 @@ class BatchWriter:
         self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count
         self.metrics.dropped.labels(reason).inc(count)
 
-    def emit(self, event: Event) -> bool:
-        """Queue one event without blocking; ``False`` (and a counted drop) if no room."""
+    def emit(self, event: Event | EventRow) -> bool:
+        """Queue one event (a model, or a row: :class:`~proving.telemetry.events.ExposureRow`)
+        without blocking; ``False`` (and a counted drop) if no room."""
         with self._cond:
             if self._closed:
                 self._drop("closed")
@@ -308,9 +316,9 @@ class BatchWriter:
     # batches are not taken while a commit runs: submissions arriving meanwhile pile up
     # and go together in the next commit (group commit).
 
-    def _take(self) -> list[Event | _Submission]:
+    def _take(self) -> list[Event | EventRow | _Submission]:
         """Pop up to ``max_batch`` events' worth of items (caller holds the lock)."""
-        items: list[Event | _Submission] = []
+        items: list[Event | EventRow | _Submission] = []
         size = 0
         while self._queue and size < self.max_batch:
             item = self._queue.popleft()
@@ -356,14 +364,16 @@ class BatchWriter:
                 self._slot = batch
                 self._cond.notify_all()
 
-    def _convert(self, items: list[Event | _Submission]) -> _Batch:
-        by_table: dict[TableName, list[Event]] = {}
+    def _convert(self, items: list[Event | EventRow | _Submission]) -> _Batch:
+        by_table: dict[TableName, list[Event | EventRow]] = {}
         emitted = 0
         for item in items:
-            events = item.events if isinstance(item, _Submission) else [item]
-            emitted += 0 if isinstance(item, _Submission) else 1
-            for event in events:
-                by_table.setdefault(TABLE_OF_TYPE[event.type], []).append(event)
+            if isinstance(item, _Submission):
+                for event in item.events:
+                    by_table.setdefault(TABLE_OF_TYPE[event.type], []).append(event)
+            else:
+                emitted += 1
+                by_table.setdefault(TABLE_OF_TYPE[item.type], []).append(item)
         received_at = utc_now()
         batch = _Batch(items=items, emitted=emitted, size=sum(map(len, by_table.values())))
         try:
