@@ -50,7 +50,7 @@ golden: peers install
 	$(PEERS)/bin/python scripts/peer_oracle.py --cases 80 --out tests/vectors/peers/golden.json
 
 ## Benchmarks: proving side by side with its peers.
-bench: install peers
+bench: install peers system-deps
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 ## Debian packages the project needs (Java for Spark's local mode).

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 FEATURES = {"x1": 0.3, "x2": -1.2, "x3": 2.0, "x4": 0.7}
-BODY = json.dumps({"unit_id": "user-1", "features": FEATURES}).encode()
+# The traffic: UNITS distinct users in turn. The latency run (10,000 requests at the default
+# rate and length) sees each unit about once, so nearly every request logs an exposure; the
+# throughput run sees each unit many times, as a user's session would (the gateway logs a
+# unit's exposure once, like GrowthBook's SDKs).
+UNITS = 10_000
+BODIES = [json.dumps({"unit_id": f"user-{i}", "features": FEATURES}).encode() for i in range(UNITS)]
+BODY = BODIES[0]
 REMOTE_BODY = json.dumps({"instances": [FEATURES]}).encode()
 WEIGHTS = {"x1": 0.8, "x2": -0.4, "x3": 0.1, "x4": 1.5}
 
@@ -98,15 +104,20 @@ def serve_remote(port: int) -> None:
 
 
 async def _connection(
-    host: str, port: int, request: bytes, schedule: asyncio.Queue[float], out: list[float]
+    host: str,
+    port: int,
+    requests: list[bytes],
+    schedule: asyncio.Queue[tuple[int, float]],
+    out: list[float],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
             try:
-                due = schedule.get_nowait()
+                index, due = schedule.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            request = requests[index % len(requests)]
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -124,35 +135,46 @@ async def _connection(
         writer.close()
 
 
-async def open_loop(port: int, path: str, body: bytes, rate: float, seconds: float) -> list[float]:
-    """Latencies (s) of requests sent at ``rate`` per second for ``seconds``."""
-    request = (
+def _http_request(path: str, body: bytes) -> bytes:
+    return (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    schedule: asyncio.Queue[float] = asyncio.Queue()
+
+
+async def open_loop(
+    port: int, path: str, bodies: list[bytes], rate: float, seconds: float
+) -> list[float]:
+    """Latencies (s) of requests sent at ``rate`` per second for ``seconds``, cycling
+    through ``bodies``."""
+    requests = [_http_request(path, body) for body in bodies]
+    schedule: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
     start = time.perf_counter() + 0.2
     for i in range(int(rate * seconds)):
-        schedule.put_nowait(start + i / rate)
+        schedule.put_nowait((i, start + i / rate))
     out: list[float] = []
     await asyncio.gather(
-        *(_connection("127.0.0.1", port, request, schedule, out) for _ in range(64))
+        *(_connection("127.0.0.1", port, requests, schedule, out) for _ in range(64))
     )
     return out
 
 
-def _loadgen(port: int, path: str, body: bytes, rate: float, seconds: float, result: Path) -> None:
-    asyncio.run(open_loop(port, path, body, rate, seconds / 5))  # warm up
-    latencies = asyncio.run(open_loop(port, path, body, rate, seconds))
+def _loadgen(port: int, path: str, bodies: Path, rate: float, seconds: float, result: Path) -> None:
+    traffic = [body.encode() for body in json.loads(bodies.read_text())]
+    asyncio.run(open_loop(port, path, traffic, rate, seconds / 5))  # warm up
+    latencies = asyncio.run(open_loop(port, path, traffic, rate, seconds))
     result.write_text(json.dumps(latencies))
 
 
-def latency(port: int, path: str, body: bytes, rate: float, seconds: float) -> dict[str, float]:
+def latency(
+    port: int, path: str, bodies: list[bytes], rate: float, seconds: float
+) -> dict[str, float]:
     """p50/p99 (ms) at ``rate``, from a load generator in a separate process."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "lat.json"
+        result, traffic = Path(tmp) / "lat.json", Path(tmp) / "bodies.json"
+        traffic.write_text(json.dumps([body.decode() for body in bodies]))
         subprocess.run(
-            [sys.executable, __file__, "loadgen", str(port), path, body.decode(), str(rate),
+            [sys.executable, __file__, "loadgen", str(port), path, str(traffic), str(rate),
              str(seconds), str(result)],
             check=True,
         )  # fmt: skip
@@ -169,28 +191,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured_latency(pid: int, port: int, path: str, body: bytes, opts: Any) -> dict[str, float]:
+def measured_latency(
+    pid: int, port: int, path: str, bodies: list[bytes], opts: Any
+) -> dict[str, float]:
     """Latency at the rate, plus the server's CPU time per request over the same run.
 
     CPU per request is robust to other load on the machine (it is time the server spent,
     not time it waited), so it is the fairest overhead figure on a shared box.
     """
     before = cpu_seconds(pid)
-    row = latency(port, path, body, opts.rate, opts.seconds)
+    row = latency(port, path, bodies, opts.rate, opts.seconds)
     sent = opts.rate * opts.seconds * 1.2  # the run plus its warm-up (a fifth)
     row["cpu_us_per_request"] = (cpu_seconds(pid) - before) / sent * 1e6
     return row
 
 
-def throughput(port: int, path: str, body: bytes, seconds: float) -> float | None:
+def throughput(port: int, path: str, bodies: list[bytes], seconds: float) -> float | None:
     """Requests per second, closed loop with wrk (None when wrk is not installed)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        # The requests are formatted once, in init: wrk's per-request work stays the same
+        # whatever the body.
+        listed = ",\n".join(json.dumps(body.decode()) for body in bodies)
         lua.write(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(body.decode())}\n"
+            f"local bodies = {{\n{listed}\n}}\nlocal requests = {{}}\nlocal n = 0\n"
+            "function init(args)\n  for i, body in ipairs(bodies) do\n"
+            "    requests[i] = wrk.format(nil, nil, nil, body)\n  end\nend\n"
+            "function request()\n  n = n % #requests + 1\n  return requests[n]\nend\n"
         )
     out = subprocess.run(
         [wrk, "-t1", "-c32", f"-d{int(seconds)}s", "-s", lua.name, f"http://127.0.0.1:{port}{path}"],
@@ -229,15 +259,17 @@ def _start(args: list[str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"server {args} did not come up on port {port} ({process.poll()=})")
 
 
-def _measure(name: str, args: list[str], path: str, body: bytes, opts: Any) -> dict[str, Any]:
+def _measure(
+    name: str, args: list[str], path: str, bodies: list[bytes], opts: Any
+) -> dict[str, Any]:
     from proving.testing.model_server import free_port
 
     port = free_port()
     process = _start(args, port)
     try:
         row: dict[str, Any] = {"scenario": name}
-        row.update(measured_latency(process.pid, port, path, body, opts))
-        row["max_rps"] = throughput(port, path, body, opts.seconds)
+        row.update(measured_latency(process.pid, port, path, bodies, opts))
+        row["max_rps"] = throughput(port, path, bodies, opts.seconds)
     finally:
         process.terminate()
         process.wait(30)
@@ -252,9 +284,9 @@ def run(opts: Any) -> list[dict[str, Any]]:
     split = ["serve-gateway", "ab", "", f"duckdb://{tmp}/a.duckdb"]
     shadow = ["serve-gateway", "shadow", "", f"duckdb://{tmp}/b.duckdb"]
     rows = [
-        _measure("bare", ["serve-bare"], path, BODY, opts),
-        _measure("split", split, path, BODY, opts),
-        _measure("shadow", shadow, path, BODY, opts),
+        _measure("bare", ["serve-bare"], path, BODIES, opts),
+        _measure("split", split, path, BODIES, opts),
+        _measure("shadow", shadow, path, BODIES, opts),
     ]
     remote_port = free_port()
     remote = subprocess.Popen([sys.executable, __file__, "serve-remote", str(remote_port)])
@@ -264,12 +296,12 @@ def run(opts: Any) -> list[dict[str, Any]]:
         direct = {"scenario": "remote-direct"}
         remote_opts = argparse.Namespace(**{**vars(opts), "rate": opts.remote_rate or opts.rate})
         direct.update(
-            measured_latency(remote.pid, remote_port, "/predict", REMOTE_BODY, remote_opts)
+            measured_latency(remote.pid, remote_port, "/predict", [REMOTE_BODY], remote_opts)
         )
-        direct["max_rps"] = throughput(remote_port, "/predict", REMOTE_BODY, opts.seconds)
+        direct["max_rps"] = throughput(remote_port, "/predict", [REMOTE_BODY], opts.seconds)
         rows.append(direct)
         args = ["serve-gateway", "ab", url, f"duckdb://{tmp}/c.duckdb"]
-        rows.append(_measure("remote-gateway", args, path, BODY, remote_opts))
+        rows.append(_measure("remote-gateway", args, path, BODIES, remote_opts))
     finally:
         remote.terminate()
         remote.wait(30)
@@ -321,8 +353,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve-remote":
         return serve_remote(int(sys.argv[2]))
     if len(sys.argv) > 1 and sys.argv[1] == "loadgen":
-        port, path, body, rate, seconds, result = sys.argv[2:8]
-        return _loadgen(int(port), path, body.encode(), float(rate), float(seconds), Path(result))
+        port, path, bodies, rate, seconds, result = sys.argv[2:8]
+        return _loadgen(int(port), path, Path(bodies), float(rate), float(seconds), Path(result))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -69,6 +69,14 @@ def serve_command(
     log_features: Annotated[
         bool, typer.Option(help="Include request features in prediction events.")
     ] = True,
+    exposure_cache_size: Annotated[
+        int,
+        typer.Option(
+            help="Units remembered as exposed (a repeat request logs no new exposure); 0: "
+            "log every request's exposure.",
+            min=0,
+        ),
+    ] = 100_000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the gateway: predict, rank, ingest, metrics and the admin API."""
@@ -96,6 +104,7 @@ def serve_command(
         drain_timeout=drain_timeout,
         threaded_models=threaded_models,
         log_features=log_features,
+        exposure_cache_size=exposure_cache_size,
     )
     try:
         app = create_app(

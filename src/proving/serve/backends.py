@@ -17,12 +17,15 @@ entry point            ``package.module:attr`` naming either of the above
 neither is looked up by ``name:version`` then ``name`` in the ``models`` mapping given to
 the gateway (how tests and embedded deployments pass objects in).
 
-Remote calls use one pooled :class:`httpx.AsyncClient` per backend with a total timeout
-per call. Retries are safe only where the request cannot have been processed twice: a
+Remote calls go through one pool of keep-alive HTTP/1.1 connections per backend
+(httpcore's protocol code on plain asyncio sockets: about a third of the CPU of
+:class:`httpx.AsyncClient`, see ``benchmarks/remote_client.py``), with a total timeout per
+call. Retries are safe only where the request cannot have been processed twice: a
 connection that was never established is always retried; a 502/503/504 or a read error
 only when the backend is declared ``idempotent`` (a pure prediction endpoint). A
 :class:`~proving.serve.breaker.CircuitBreaker` refuses calls to a backend that keeps
-failing, so a dead challenger costs no timeout per request.
+failing (an error, a timeout, or a caller that gave up waiting), so a dead or hung
+challenger costs no timeout per request.
 
 Example:
     >>> import asyncio
@@ -37,15 +40,18 @@ import abc
 import asyncio
 import importlib
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import httpx
+import pydantic_core
 
 from proving.errors import ServeError, require
 from proving.serve.breaker import CircuitBreaker, CircuitOpenError
+from proving.serve.http_client import ConnectionPool, Sender, TransportSender, environment_proxy
 from proving.spec.experiment import ModelRefSpec
 
 __all__ = [
@@ -238,12 +244,16 @@ class RemoteBackend(ModelBackend):
 
     Args:
         url: the predict endpoint, e.g. ``http://fraud-v4:8080/v1/models/fraud:predict``.
-        timeout: seconds for one call, all retries included.
+        timeout: seconds for one call, all retries included (connecting, waiting for a
+            free connection of the pool, sending and reading).
         retries: extra attempts (see the module docstring for when they happen).
         idempotent: the endpoint is a pure function, so a 502/503/504 or read error may be
             retried; otherwise only connections never established are.
-        max_connections: size of the connection pool.
+        max_connections: size of the connection pool (calls beyond it wait for a free one).
         breaker: the circuit breaker (default: 5 failures open it for 5 s).
+        transport: an httpx transport to send through instead of the built-in pool (tests
+            pass :class:`httpx.MockTransport`).
+        keepalive_expiry: seconds an idle pooled connection is kept open.
     """
 
     def __init__(
@@ -258,9 +268,18 @@ class RemoteBackend(ModelBackend):
         max_connections: int = 100,
         breaker: CircuitBreaker | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        keepalive_expiry: float = 5.0,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ServeError(f"model '{name}': url must be http(s); got {url!r}.")
+        if not timeout > 0:
+            raise ServeError(f"model '{name}': timeout must be > 0 seconds; got {timeout}.")
+        if retries < 0:
+            raise ServeError(f"model '{name}': retries must be >= 0; got {retries}.")
+        if max_connections < 1:
+            raise ServeError(
+                f"model '{name}': max_connections must be >= 1; got {max_connections}."
+            )
         self.url = url
         self.name = name
         self.version = version
@@ -268,27 +287,42 @@ class RemoteBackend(ModelBackend):
         self.retries = retries
         self.idempotent = idempotent
         self.breaker = breaker or CircuitBreaker()
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout), limits=limits, transport=transport
+        target = httpx.URL(url)
+        proxy = environment_proxy(target) if transport is None else None
+        if proxy is not None:  # rare inside a cluster: httpx's own proxy-aware pool
+            limits = httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=keepalive_expiry,
+            )
+            transport = httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)
+        self._sender: Sender = (
+            ConnectionPool(
+                target,
+                max_connections=max_connections,
+                connect_timeout=timeout,
+                keepalive_expiry=keepalive_expiry,
+            )
+            if transport is None
+            else TransportSender(target, transport)
         )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "url": self.url, "breaker": self.breaker.state}
 
     async def predict(self, features: Any) -> Any:
-        return (await self.predict_batch([features]))[0]
+        return (await self.predict_batch((features,)))[0]
 
     async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        body = self._encode(instances)
         if not self.breaker.allow():
             raise CircuitOpenError(
                 f"model '{self.name}' at {self.url}: circuit breaker open after repeated "
                 "failures; not called."
             )
         try:
-            result = await asyncio.wait_for(self._call(list(instances)), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                result = await self._call(body, len(instances))
         except TimeoutError:
             self.breaker.record_failure()
             raise BackendError(
@@ -298,17 +332,37 @@ class RemoteBackend(ModelBackend):
         except BadFeaturesError:
             self.breaker.record_success()  # the server is up; the input was wrong
             raise
-        except BackendError:
+        except BaseException:
+            # A BackendError, or the caller gave up first (cancelled by its own, shorter
+            # deadline): no answer in time is a failure, and a half-open trial that was
+            # abandoned must not keep the breaker's one trial slot forever.
             self.breaker.record_failure()
             raise
         self.breaker.record_success()
         return result
 
-    async def _call(self, instances: list[Any]) -> list[Any]:
+    def _encode(self, instances: Sequence[Any]) -> bytes:
+        # What httpx's `json=` sends: compact UTF-8, and no NaN/Infinity (not JSON).
+        try:
+            text = json.dumps(
+                {"instances": list(instances)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+        except (TypeError, ValueError) as exc:
+            raise BadFeaturesError(
+                f"model '{self.name}' at {self.url}: the features cannot be sent as JSON "
+                f"({exc}). Fix: send numbers, strings, booleans, null, lists and objects "
+                "only (no NaN or infinity)."
+            ) from exc
+        return text.encode()
+
+    async def _call(self, body: bytes, expected: int) -> list[Any]:
         attempt = 0
         while True:
             try:
-                response = await self._client.post(self.url, json={"instances": instances})
+                status, content = await self._sender.post(body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The request never reached the server: retrying cannot run it twice.
                 if attempt < self.retries:
@@ -322,25 +376,24 @@ class RemoteBackend(ModelBackend):
                     attempt += 1
                     continue
                 raise BackendError(f"model '{self.name}' at {self.url}: {exc!r}.") from exc
-            retryable = response.status_code in (502, 503, 504) and self.idempotent
+            retryable = status in (502, 503, 504) and self.idempotent
             if retryable and attempt < self.retries:
                 attempt += 1
                 continue
-            return self._parse(response, len(instances))
+            return self._parse(status, content, expected)
 
-    def _parse(self, response: httpx.Response, expected: int) -> list[Any]:
-        if response.status_code in (400, 422):
+    def _parse(self, status: int, content: bytes, expected: int) -> list[Any]:
+        if status in (400, 422):
             raise BadFeaturesError(
                 f"model '{self.name}' at {self.url} refused the features: "
-                f"HTTP {response.status_code}: {response.text[:200]}"
+                f"HTTP {status}: {_snippet(content)}"
             )
-        if response.status_code != 200:
+        if status != 200:
             raise BackendError(
-                f"model '{self.name}' at {self.url}: HTTP {response.status_code}: "
-                f"{response.text[:200]}"
+                f"model '{self.name}' at {self.url}: HTTP {status}: {_snippet(content)}"
             )
         try:
-            predictions = response.json()["predictions"]
+            predictions = pydantic_core.from_json(content)["predictions"]
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError(
                 f"model '{self.name}' at {self.url}: the answer is not KServe V1 "
@@ -353,7 +406,11 @@ class RemoteBackend(ModelBackend):
         return predictions
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._sender.aclose()
+
+
+def _snippet(content: bytes) -> str:
+    return content[:200].decode("utf-8", "replace")
 
 
 def _import_entry_point(entry_point: str) -> Any:

@@ -42,6 +42,10 @@ class ServeConfig:
         reload_interval: seconds between checks of the spec files and the state table.
         drain_timeout: seconds to let shadow copies finish at shutdown.
         log_features: include the features in prediction events.
+        exposure_cache_size: units whose exposure this process remembers: a unit's repeat
+            requests in the same variant log no new exposure (metrics count a unit's first
+            exposure; GrowthBook's SDKs dedupe their tracking calls the same way). The
+            oldest are forgotten first; 0 logs an exposure on every request.
     """
 
     challenger_timeout_ms: float = 250.0
@@ -53,6 +57,7 @@ class ServeConfig:
     reload_interval: float = 1.0
     drain_timeout: float = 10.0
     log_features: bool = True
+    exposure_cache_size: int = 100_000
 
 
 class Deployment:

@@ -82,7 +82,9 @@ class Gateway:
         self.writer = writer
         self.state_store = state_store
         self.models = dict(models or {})
-        self.recorder = Recorder(writer, self.metrics, self.config.log_features)
+        self.recorder = Recorder(
+            writer, self.metrics, self.config.log_features, self.config.exposure_cache_size
+        )
         self.states = {s.name: DeploymentState(s) for s in specs}
         self.deployments: dict[str, Deployment] = {}
         self.ready = False

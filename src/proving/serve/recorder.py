@@ -1,8 +1,10 @@
 """Turns what the gateway did into telemetry events and metrics, without blocking.
 
-Every exposure and every model call (served, shadow, failed, fallback) becomes an event
-handed to :meth:`BatchWriter.emit <proving.telemetry.writer.BatchWriter.emit>`, which
-never blocks the request: a full queue is a counted drop
+Every exposure (the first of a unit in its variant, see
+``ServeConfig.exposure_cache_size``) and every model call (served, shadow, failed,
+fallback) becomes an event handed to
+:meth:`BatchWriter.emit <proving.telemetry.writer.BatchWriter.emit>`, which never blocks
+the request: a full queue is a counted drop
 (``proving_telemetry_dropped_total``), visible in ``/metrics``. All events of one request
 carry its request id, so a shadow prediction pairs with the served one and a late outcome
 joins on it.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,7 +27,7 @@ from proving.telemetry.events import (
     attributes_json,
     json_text,
     to_record_batch,
-    utc_now,
+    now_micros,
 )
 from proving.telemetry.writer import BatchWriter
 
@@ -52,13 +56,18 @@ class ModelCall:
 
 
 def event_id() -> str:
-    """A random 128-bit event id (the process PRNG: no system call on the hot path)."""
-    return f"{random.getrandbits(128):032x}"
+    """A new event id: 32 hex digits, the time in milliseconds then 80 random bits.
+
+    Time-ordered ids (the layout of UUIDv7) go into the stores' primary-key indexes at
+    the right end, a third cheaper than random ones in DuckDB; 80 random bits per
+    millisecond keep them unique. The process PRNG: no system call on the hot path.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 def warm_up_events() -> None:
     """Convert one row of each kind to Arrow, so the imports happen at startup."""
-    now = utc_now()
+    now = now_micros()
     to_record_batch("exposures", [ExposureRow("w", "w", "w", "w", now, "{}")])
     to_record_batch(
         "predictions",
@@ -88,22 +97,43 @@ def _scalar_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 class Recorder:
     """Emits the gateway's events and updates its metrics."""
 
-    def __init__(self, writer: BatchWriter, metrics: GatewayMetrics, log_features: bool) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        metrics: GatewayMetrics,
+        log_features: bool,
+        exposure_cache_size: int = 0,
+    ) -> None:
         self.writer = writer
         self.metrics = metrics
         self.log_features = log_features
+        self.exposure_cache_size = exposure_cache_size
+        # (experiment, variant, unit) already logged, oldest first.
+        self._exposed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        # The two metric children of a call's labels, found with one lookup.
+        self._call_metrics: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def exposure(self, assignment: Assignment, attributes: dict[str, Any]) -> None:
-        """Log that the unit saw its variant (only units in the experiment)."""
-        if not assignment.in_experiment or assignment.unit_id is None:
+        """Log that the unit saw its variant (only units in the experiment), once per unit
+        and variant while the unit is among the last ``exposure_cache_size`` logged."""
+        unit_id = assignment.unit_id
+        if not assignment.in_experiment or unit_id is None:
             return
+        if self.exposure_cache_size:
+            key = (assignment.experiment, assignment.variant, unit_id)
+            exposed = self._exposed
+            if key in exposed:
+                return
+            exposed[key] = None
+            if len(exposed) > self.exposure_cache_size:
+                exposed.popitem(last=False)
         try:  # valid by construction (spec names, the request model's unit id): a row
             row = ExposureRow(
                 event_id(),
                 assignment.experiment,
                 assignment.variant,
-                assignment.unit_id,
-                utc_now(),
+                unit_id,
+                now_micros(),
                 attributes_json(_scalar_attributes(attributes)),
             )
         except ValueError:  # an attribute JSON cannot encode: count, never fail
@@ -123,10 +153,16 @@ class Recorder:
         experiment: str | None = None,
     ) -> None:
         """Log one model call and count it."""
-        labels = (deployment, call.variant, call.model, call.version)
-        metrics = self.metrics
-        metrics.child(metrics.model_calls, *labels, role, call.status).inc()
-        metrics.child(metrics.model_seconds, *labels, role).observe(call.latency_ms / 1000.0)
+        key = (deployment, call.variant, call.model, call.version, role, call.status)
+        children = self._call_metrics.get(key)
+        if children is None:
+            metrics = self.metrics
+            children = self._call_metrics[key] = (
+                metrics.model_calls.labels(*key),
+                metrics.model_seconds.labels(*key[:5]),
+            )
+        children[0].inc()
+        children[1].observe(call.latency_ms / 1000.0)
         logged: dict[str, Any] = {}
         if self.log_features:
             logged = features if isinstance(features, dict) else {"instance": features}
@@ -146,7 +182,7 @@ class Recorder:
                 json_text(call.output if call.status in ("ok", "fallback") else call.error),
                 _score(call.output),
                 max(0.0, call.latency_ms),
-                utc_now(),
+                now_micros(),
             )
         except ValueError:  # an output JSON cannot encode must not fail the request
             self.metrics.invalid_events.labels(deployment).inc()

@@ -100,13 +100,20 @@ class DuckDBStore(EventStore):
         with self._lock:
             conn = self._cursor()
             conn.register("__proving_batch", data)
+            insert = f'INSERT INTO "{table}" SELECT * FROM __proving_batch'
             try:
                 conn.execute("BEGIN TRANSACTION")
+                # A plain insert first: most batches hold only new ids, and the conflict
+                # check costs a third of the insert. A batch with a stored id (a retry)
+                # fails as a whole and goes again, skipping the ids already stored.
                 # fetchall, not fetchone: DuckDB 2 refuses new work on a connection with
                 # an unfinished result.
-                rows = conn.execute(
-                    f'INSERT INTO "{table}" SELECT * FROM __proving_batch ON CONFLICT DO NOTHING'
-                ).fetchall()
+                try:
+                    rows = conn.execute(insert).fetchall()
+                except duckdb.ConstraintException:
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN TRANSACTION")
+                    rows = conn.execute(insert + " ON CONFLICT DO NOTHING").fetchall()
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
                 conn.execute("ROLLBACK")
