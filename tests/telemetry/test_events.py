@@ -14,10 +14,15 @@ from proving.telemetry import events as events_module
 from proving.telemetry.events import (
     SCHEMAS,
     ExposureEvent,
+    ExposureRow,
     OutcomeEvent,
     PredictionEvent,
+    PredictionRow,
+    attributes_json,
     conform,
     group_by_table,
+    json_text,
+    now_micros,
     to_record_batch,
 )
 from proving.telemetry.validation import parse_event
@@ -147,3 +152,119 @@ def test_schemas_are_the_documented_contract() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(events_module).failed == 0
+
+
+def _prediction_pair(i: int, t: datetime) -> tuple[PredictionEvent, PredictionRow]:
+    """The same prediction as a validated model and as a row."""
+    features = {"b": i, "a": [1.5, None], "text": 'quote " and ü'}
+    output = {"score": i / 3, "label": f"l{i}"} if i % 2 else [i, "x"]
+    model = PredictionEvent(
+        event_id=f"p{i}",
+        request_id=f"r{i}",
+        unit_id=None if i == 1 else f"u{i}",
+        deployment="dep",
+        experiment=None if i == 2 else "exp",
+        variant="ab"[i % 2],
+        model="m",
+        model_version="3",
+        role="shadow" if i % 3 == 0 else "served",
+        status="fallback" if i == 3 else "ok",
+        features=features,
+        output=output,
+        score=None if i % 2 == 0 else i / 3,
+        latency_ms=0.125 * i,
+        timestamp=t + timedelta(microseconds=i),
+    )
+    row = PredictionRow(
+        model.event_id,
+        model.request_id,
+        model.unit_id,
+        model.deployment,
+        model.experiment,
+        model.variant,
+        model.model,
+        model.model_version,
+        model.role,
+        model.status,
+        json_text(features),
+        json_text(output),
+        model.score,
+        model.latency_ms,
+        (model.timestamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1),
+    )
+    return model, row
+
+
+def test_models_and_rows_mixed_convert_like_the_models_alone() -> None:
+    t = datetime(2024, 5, 1, 12, 30, 15, 123457, tzinfo=UTC)  # microseconds matter
+    received = datetime(2024, 5, 2, 0, 0, 0, 999999, tzinfo=UTC)
+    pairs = [_prediction_pair(i, t) for i in range(6)]
+    models = [m for m, _ in pairs]
+    mixed = [m if i % 2 else r for i, (m, r) in enumerate(pairs)]  # row, model, row, ...
+    rows_only = [r for _, r in pairs]
+    expected = to_record_batch("predictions", models, received_at=received)
+    for events in (mixed, rows_only):
+        batch = to_record_batch("predictions", events, received_at=received)
+        assert batch.schema.equals(SCHEMAS["predictions"])
+        # compared by id: a batch's row order is not part of the contract
+        got = sorted(batch.to_pylist(), key=lambda row: row["event_id"])
+        assert got == sorted(expected.to_pylist(), key=lambda row: row["event_id"])
+    timestamps = sorted(to_record_batch("predictions", mixed).column("timestamp").to_pylist())
+    assert timestamps == [t + timedelta(microseconds=i) for i in range(6)]
+    assert timestamps[0].microsecond == 123457 and timestamps[0].tzinfo is not None
+
+
+def test_exposure_rows_convert_like_exposure_models() -> None:
+    t = datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=UTC)
+    model = ExposureEvent(
+        event_id="e1", experiment="x", variant="b", unit_id="u", timestamp=t,
+        attributes={"vip": True, "country": "de", "age": 3},
+    )  # fmt: skip
+    micros = (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    row = ExposureRow("e1", "x", "b", "u", micros, '{"age":3,"country":"de","vip":true}')
+    received = datetime(2024, 5, 1, tzinfo=UTC)
+    from_model = to_record_batch("exposures", [model], received_at=received).to_pylist()
+    assert to_record_batch("exposures", [row], received_at=received).to_pylist() == from_model
+
+
+def test_a_row_of_another_table_is_refused_by_index() -> None:
+    row = ExposureRow("e1", "x", "b", "u", 0, "{}")
+    with pytest.raises(EventValidationError, match=r"event 1: a exposure event cannot be written"):
+        to_record_batch("predictions", [_prediction_pair(1, datetime.now(UTC))[1], row])
+
+
+def test_json_text_sorts_keys_and_keeps_mixed_key_types_in_order() -> None:
+    assert json_text({"b": 1, "a": {"z": 1, "y": 2}}) == '{"a":{"z":1,"y":2},"b":1}'
+    mixed = {2: "two", "a": 1, 1.5: None, (1, 2): "pair", None: 0}
+    text = json_text(mixed)  # keys that do not compare: no sorting, no error
+    assert json.loads(text) == {"2": "two", "a": 1, "1.5": None, "1,2": "pair", "None": 0}
+    assert list(json.loads(text)) == ["2", "a", "1.5", "1,2", "None"]
+    assert json_text({}) == "{}" and json_text(None) == "null"
+    assert json_text({"when": datetime(2024, 5, 1, tzinfo=UTC)}) == (
+        '{"when":"2024-05-01T00:00:00Z"}'
+    )
+
+
+def test_json_text_refuses_what_utf8_cannot_hold_with_a_value_error() -> None:
+    circular: list[object] = []
+    circular.append(circular)
+    for value in ("\ud800", {"k": "\ud800"}, circular):
+        with pytest.raises(ValueError):
+            json_text(value)
+
+
+def test_now_micros_is_the_epoch_in_microseconds() -> None:
+    before = datetime.now(UTC)
+    micros = now_micros()
+    after = datetime.now(UTC)
+    as_datetime = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    assert before - timedelta(milliseconds=1) <= as_datetime <= after + timedelta(milliseconds=1)
+
+
+def test_attributes_json_keeps_bool_int_and_float_apart() -> None:
+    texts = [attributes_json({"vip": v}) for v in (1, True, 1.0)]
+    assert texts == ['{"vip":1}', '{"vip":true}', '{"vip":1.0}']
+
+
+def test_json_text_writes_non_finite_numbers_as_null() -> None:
+    assert json_text([float("nan"), float("inf"), -float("inf")]) == "[null,null,null]"

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proving.errors import ServeError
 from proving.serve.backends import ModelBackend, load_backend
 from proving.serve.batching import BatchingBackend
 from proving.serve.shadow import ShadowMirror
@@ -58,6 +59,13 @@ class ServeConfig:
     drain_timeout: float = 10.0
     log_features: bool = True
     exposure_cache_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.exposure_cache_size < 0:
+            raise ServeError(
+                f"ServeConfig: exposure_cache_size must be >= 0 (0 logs every request's "
+                f"exposure); got {self.exposure_cache_size}."
+            )
 
 
 class Deployment:

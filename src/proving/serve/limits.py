@@ -62,7 +62,10 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):  # ASGI puts the root path in front of the path
+            path = path[len(root) :]
+        if scope["type"] != "http" or path.startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         if declared_length(scope) > self.max_body_bytes:

@@ -102,7 +102,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def _send_json(send: Send, status: int, content: Any, request_id: str) -> None:
-    body = to_json(content, fallback=str)
+    body = to_json(content, fallback=str, inf_nan_mode="null")  # NaN is not JSON
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

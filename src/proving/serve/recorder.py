@@ -13,8 +13,6 @@ joins on it.
 from __future__ import annotations
 
 import math
-import random
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,12 +24,13 @@ from proving.telemetry.events import (
     PredictionRow,
     attributes_json,
     json_text,
-    to_record_batch,
+    new_event_id,
     now_micros,
+    to_record_batch,
 )
 from proving.telemetry.writer import BatchWriter
 
-__all__ = ["ModelCall", "Recorder", "event_id", "warm_up_events"]
+__all__ = ["ModelCall", "Recorder", "warm_up_events"]
 
 CallStatus = Literal["ok", "error", "timeout", "fallback"]
 Role = Literal["served", "shadow"]
@@ -53,16 +52,6 @@ class ModelCall:
     def ok(self) -> bool:
         """The call returned an output."""
         return self.status == "ok"
-
-
-def event_id() -> str:
-    """A new event id: 32 hex digits, the time in milliseconds then 80 random bits.
-
-    Time-ordered ids (the layout of UUIDv7) go into the stores' primary-key indexes at
-    the right end, a third cheaper than random ones in DuckDB; 80 random bits per
-    millisecond keep them unique. The process PRNG: no system call on the hot path.
-    """
-    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 def warm_up_events() -> None:
@@ -119,17 +108,13 @@ class Recorder:
         unit_id = assignment.unit_id
         if not assignment.in_experiment or unit_id is None:
             return
-        if self.exposure_cache_size:
-            key = (assignment.experiment, assignment.variant, unit_id)
-            exposed = self._exposed
-            if key in exposed:
-                return
-            exposed[key] = None
-            if len(exposed) > self.exposure_cache_size:
-                exposed.popitem(last=False)
+        key = (assignment.experiment, assignment.variant, unit_id)
+        exposed = self._exposed
+        if key in exposed:
+            return
         try:  # valid by construction (spec names, the request model's unit id): a row
             row = ExposureRow(
-                event_id(),
+                new_event_id(),
                 assignment.experiment,
                 assignment.variant,
                 unit_id,
@@ -140,6 +125,10 @@ class Recorder:
             self.metrics.invalid_events.labels(assignment.experiment).inc()
             return
         self.writer.emit(row)
+        if self.exposure_cache_size:  # remembered once logged: a failure is tried again
+            exposed[key] = None
+            if len(exposed) > self.exposure_cache_size:
+                exposed.popitem(last=False)
 
     def prediction(
         self,
@@ -168,7 +157,7 @@ class Recorder:
             logged = features if isinstance(features, dict) else {"instance": features}
         try:
             row = PredictionRow(
-                event_id(),
+                new_event_id(),
                 request_id,
                 unit_id,
                 deployment,
