@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -195,6 +196,11 @@ def create_app(
         await gateway.start()
         if spec_paths:
             watcher.start()
+        # What exists now (modules, models, specs) lives as long as the process: move it
+        # out of the collector's sight, so a full collection walks only what requests
+        # made. Full collections of the whole heap paused serving for ~30 ms each.
+        gc.collect()
+        gc.freeze()
         yield
         await watcher.stop()
         await gateway.close()

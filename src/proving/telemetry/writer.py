@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 
 import pyarrow as pa
@@ -59,6 +60,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from proving.errors import TelemetryError
 from proving.telemetry.events import (
+    SCHEMAS,
     TABLE_OF_TYPE,
     Event,
     EventRow,
@@ -135,7 +137,7 @@ class _Batch:
     items: list[Event | EventRow | _Submission]
     emitted: int
     size: int
-    tables: dict[TableName, pa.RecordBatch] = field(default_factory=dict)
+    tables: dict[TableName, pa.Table] = field(default_factory=dict)
     error: TelemetryError | None = None
 
 
@@ -377,7 +379,7 @@ class BatchWriter:
         received_at = utc_now()
         batch = _Batch(items=items, emitted=emitted, size=sum(map(len, by_table.values())))
         try:
-            batch.tables = {t: to_record_batch(t, g, received_at) for t, g in by_table.items()}
+            batch.tables = {t: _to_table(t, g, received_at) for t, g in by_table.items()}
         except Exception as exc:  # a conversion bug must fail the batch, not the thread
             batch.error = TelemetryError(f"converting a batch to Arrow failed: {exc!r}")
         return batch
@@ -417,7 +419,7 @@ class BatchWriter:
                     else:
                         item.future.set_exception(error)
 
-    def _write_tables(self, tables: dict[TableName, pa.RecordBatch]) -> TelemetryError | None:
+    def _write_tables(self, tables: dict[TableName, pa.Table]) -> TelemetryError | None:
         remaining = dict(tables)
         delay = self.retry_backoff
         last: Exception | None = None
@@ -446,6 +448,27 @@ class BatchWriter:
             f"telemetry store {self.store.url!r} failed {self.retries + 1} times for tables "
             f"{sorted(remaining)}: {last}. The events were not stored. Fix: check the store."
         )
+
+
+# Rows converted between two offers of the GIL: about 0.1 ms of work.
+_CHUNK = 128
+
+
+def _to_table(
+    table: TableName, events: Sequence[Event | EventRow], received_at: datetime
+) -> pa.Table:
+    """``to_record_batch`` in chunks, offering the GIL between them.
+
+    Arrow's conversion of Python values holds the GIL. Done in one go, a thread waiting
+    for the GIL (the gateway's event loop) waits for the interpreter's switch interval
+    (5 ms) or the whole conversion: every flush stalled serving by 3-5 ms, the gateway's
+    p99 at 1,000 requests per second. ``time.sleep(0)`` hands the GIL over at once.
+    """
+    chunks = []
+    for start in range(0, len(events), _CHUNK):
+        chunks.append(to_record_batch(table, events[start : start + _CHUNK], received_at))
+        time.sleep(0)
+    return pa.Table.from_batches(chunks, schema=SCHEMAS[table])
 
 
 __all__ = ["BatchWriter", "WriterMetrics", "WriterOverloadedError", "WriterStats"]
