@@ -320,6 +320,12 @@ class BatchWriter:
 
     def _take(self) -> list[Event | EventRow | _Submission]:
         """Pop up to ``max_batch`` events' worth of items (caller holds the lock)."""
+        if not self._submissions_waiting and len(self._queue) <= self.max_batch:
+            # Emitted events only, all of them: swap the queue, so that the lock (which
+            # every emit takes) is held for a moment, not for a loop over the batch.
+            taken, self._queue = self._queue, deque()
+            self._queued_events -= len(taken)
+            return list(taken)
         items: list[Event | EventRow | _Submission] = []
         size = 0
         while self._queue and size < self.max_batch:
