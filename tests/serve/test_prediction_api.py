@@ -226,6 +226,17 @@ def test_under_a_root_path_the_endpoint_answers_its_own_413() -> None:
     _in_harness(body, max_body_bytes=100)
 
 
+def test_ranking_with_a_predictors_deployment_is_a_422_naming_the_fix() -> None:
+    async def body(c: httpx.AsyncClient, h: Harness) -> None:
+        r = await c.post("/v1/rank/ab", json={"unit_id": "u1"}, headers={"X-Request-ID": "rk"})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert "deployment 'ab' cannot rank" in error and "answered float" in error
+        assert "/v1/predict/ab" in error and r.headers["X-Request-ID"] == "rk"
+
+    _in_harness(body)
+
+
 def test_a_negative_exposure_cache_size_is_refused_with_the_fix() -> None:
     with pytest.raises(ServeError, match="exposure_cache_size must be >= 0"):
         ServeConfig(exposure_cache_size=-1)

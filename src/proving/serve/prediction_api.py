@@ -214,7 +214,7 @@ _ERRORS = {
     "400": "Malformed JSON or an invalid field",
     "404": "Unknown deployment",
     "413": "Body too large",
-    "422": "The model refused the features",
+    "422": "The model refused the features, or the deployment cannot rank",
     "500": "A bug in the gateway (logged with the request id)",
     "502": "The champion model failed",
     "504": "The champion model timed out",

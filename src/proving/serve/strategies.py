@@ -226,6 +226,14 @@ def _not_a_list(ctx: RequestContext, call: ModelCall) -> HTTPError:
 
 def _checked_list(ctx: RequestContext, served: Served, length: int) -> Served:
     if not isinstance(served.output, list):
-        raise _not_a_list(ctx, served.call)
+        # Outside interleave mode nothing declares the deployment a ranker: most likely
+        # the request went to a predictor's deployment (a 4xx, not the model's fault).
+        raise HTTPError(
+            422,
+            f"deployment '{ctx.deployment.name}' cannot rank: its model '{served.call.model}' "
+            f"answered {type(served.output).__name__}, not a list. Fix: call "
+            f"/v1/predict/{ctx.deployment.name}, or rank with a deployment whose models "
+            "return ranked lists.",
+        )
     served.output = served.output[:length]
     return served
