@@ -228,6 +228,6 @@ def create_app(
     _add_documented_routes(app, gateway, writer)
     app.include_router(create_admin_router(gateway, admin_token, watcher))
     # The ingestion and prediction routes check their own body sizes.
-    exempt = ("/v1/events", "/v1/outcomes", "/v1/predict/", "/v1/rank/")
+    exempt = ("/v1/events", "/v1/outcomes", *(f"/v1/{e}/" for e in app.prediction_endpoints))
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes, exempt=exempt)
     return app

@@ -8,9 +8,9 @@ make the gateway buffer an unbounded body.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodyLimitMiddleware", "declared_length", "too_large_message"]
@@ -47,19 +47,9 @@ class BodyLimitMiddleware:
         self.max_body_bytes = max_body_bytes
         self.exempt = tuple(exempt)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": too_large_message(self.max_body_bytes)}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = JSONResponse({"error": too_large_message(self.max_body_bytes)}, status_code=413)
+        await answer(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, root = scope.get("path", ""), scope.get("root_path", "")
@@ -69,7 +59,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if declared_length(scope) > self.max_body_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         seen = 0
         started = False
@@ -93,4 +83,4 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLargeError:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
