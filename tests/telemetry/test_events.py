@@ -6,8 +6,10 @@ import doctest
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from pydantic_core import to_json
 
 from proving.errors import EventValidationError
 from proving.telemetry import events as events_module
@@ -21,6 +23,7 @@ from proving.telemetry.events import (
     attributes_json,
     conform,
     group_by_table,
+    json_bytes,
     json_text,
     now_micros,
     to_record_batch,
@@ -234,7 +237,8 @@ def test_a_row_of_another_table_is_refused_by_index() -> None:
 
 
 def test_json_text_sorts_keys_and_keeps_mixed_key_types_in_order() -> None:
-    assert json_text({"b": 1, "a": {"z": 1, "y": 2}}) == '{"a":{"z":1,"y":2},"b":1}'
+    assert json_text({"b": 1, "a": {"z": 1, "y": 2}}) == '{"a":{"y":2,"z":1},"b":1}'
+    assert json_text({"b": 1, 2: {"z": 1, "y": 2}}) == '{"b":1,"2":{"z":1,"y":2}}'
     mixed = {2: "two", "a": 1, 1.5: None, (1, 2): "pair", None: 0}
     text = json_text(mixed)  # keys that do not compare: no sorting, no error
     assert json.loads(text) == {"2": "two", "a": 1, "1.5": None, "1,2": "pair", "None": 0}
@@ -268,3 +272,15 @@ def test_attributes_json_keeps_bool_int_and_float_apart() -> None:
 
 def test_json_text_writes_non_finite_numbers_as_null() -> None:
     assert json_text([float("nan"), float("inf"), -float("inf")]) == "[null,null,null]"
+
+
+def test_json_bytes_encodes_what_orjson_refuses_like_pydantic_core() -> None:
+    # numpy scalars, sets, bytes and integers past 64 bits leave orjson's fast path; the
+    # text must be what pydantic-core gives for them (unknown types as their str).
+    cases = [np.float64(0.5), {"x": np.int64(3)}, {1, 2}, b"ab", 2**70, {"k": np.array([1.0])}]
+    for value in cases:
+        assert json_bytes(value) == to_json(value, fallback=str, inf_nan_mode="null")
+    assert json.loads(json_bytes({"b": [np.float64("nan")], "a": 1}, sort_keys=True)) == {
+        "a": 1, "b": [None]
+    }  # fmt: skip
+    assert json_bytes({"b": 1, "a": 2}) == b'{"b":1,"a":2}'  # keys as given unless asked

@@ -13,8 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from proving.errors import TelemetryError
+from proving.telemetry import writer as writer_module
 from proving.telemetry.duckdb_store import DuckDBStore
-from proving.telemetry.events import OutcomeEvent, TableName
+from proving.telemetry.events import ExposureRow, OutcomeEvent, TableName
 from proving.telemetry.store import EventStore
 from proving.telemetry.writer import BatchWriter, WriterOverloadedError
 
@@ -276,3 +277,86 @@ def test_time_flush_keeps_working_after_an_idle_interval() -> None:
     writer.emit(events(1)[0])
     assert wait_until(lambda: store.count("outcomes") == 1, timeout=3)
     writer.close()
+
+
+def test_the_emitting_thread_converts_every_convert_every_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    converted_in: list[tuple[str, int]] = []
+    original = writer_module.to_record_batch
+
+    def recording(table: TableName, rows: Sequence[object], *args: object) -> pa.RecordBatch:
+        converted_in.append((threading.current_thread().name, len(rows)))
+        return original(table, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "to_record_batch", recording)
+    store = GatedStore()
+    writer = BatchWriter(store, flush_interval=60, convert_every=4, registry=CollectorRegistry())
+    for event in events(10):
+        assert writer.emit(event)
+    # Two chunks of 4 converted by the caller; the last 2 wait, staged, for a flush.
+    assert converted_in == [("MainThread", 4), ("MainThread", 4)]
+    writer.flush(timeout=5)
+    assert converted_in[2] == ("proving-telemetry-writer", 2)
+    assert store.count("outcomes") == 10
+    writer.close()
+
+
+def test_chunks_respect_max_batch_per_store_call() -> None:
+    store = GatedStore()
+    writer = BatchWriter(
+        store, max_batch=10, convert_every=4, flush_interval=0.01, registry=CollectorRegistry()
+    )
+    for event in events(57):
+        assert writer.emit(event)
+    writer.close(timeout=10)
+    assert store.count("outcomes") == 57
+    assert max(store.calls) <= 10 and sum(store.calls) == 57
+
+
+def test_a_chunk_that_cannot_convert_is_dropped_as_invalid_and_the_rest_is_stored() -> None:
+    registry = CollectorRegistry()
+    store = GatedStore()
+    writer = BatchWriter(store, flush_interval=60, convert_every=3, registry=registry)
+    good = [ExposureRow(f"e{i}", "x", "a", f"u{i}", 0, "{}") for i in range(3)]
+    # A row is trusted to be valid; one that is not (a text timestamp) fails its chunk.
+    bad = [ExposureRow(f"b{i}", "x", "a", f"v{i}", "not a time", "{}") for i in range(3)]  # type: ignore[arg-type]
+    for row in good + bad + good[:1]:
+        assert writer.emit(row)
+    writer.close(timeout=5)
+    assert store.count("exposures") == 3  # the good chunk; the repeat of e0 is a duplicate
+    assert writer.stats.dropped == {"invalid": 3}
+    assert metric(registry, "proving_telemetry_dropped_total", reason="invalid") == 3
+    assert writer.stats.pending == 0 and writer.stats.committed == 4
+
+
+def test_close_waits_for_a_chunk_still_converting(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = writer_module.to_record_batch
+    converting = threading.Event()
+
+    def slow(table: TableName, rows: Sequence[object], *args: object) -> pa.RecordBatch:
+        if threading.current_thread().name == "producer":
+            converting.set()
+            time.sleep(0.3)
+        return original(table, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "to_record_batch", slow)
+    store = GatedStore()
+    writer = BatchWriter(store, flush_interval=60, convert_every=5, registry=CollectorRegistry())
+    producer = threading.Thread(target=lambda: [writer.emit(e) for e in events(5)], name="producer")
+    producer.start()
+    assert converting.wait(5)
+    writer.close(timeout=5)  # the 5 events are in nobody's queue while they convert
+    producer.join()
+    assert store.count("outcomes") == 5 and writer.stats.pending == 0
+
+
+def test_convert_every_zero_leaves_conversion_to_the_writer_thread() -> None:
+    store = GatedStore()
+    writer = BatchWriter(store, flush_interval=0.02, convert_every=0, registry=CollectorRegistry())
+    for event in events(300):
+        assert writer.emit(event)
+    writer.close(timeout=5)
+    assert store.count("outcomes") == 300
+    with pytest.raises(TelemetryError, match="convert_every must be >= 0"):
+        BatchWriter(store, convert_every=-1)

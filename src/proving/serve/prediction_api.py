@@ -29,7 +29,6 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
-from pydantic_core import to_json
 from starlette.types import Receive, Scope, Send
 
 from proving.errors import HTTPError
@@ -42,6 +41,7 @@ from proving.serve.protocol import (
     RankRequest,
     RankResponse,
 )
+from proving.telemetry.events import json_bytes
 
 __all__ = ["PredictionEndpoint", "prediction_openapi", "request_id_of", "validation_message"]
 
@@ -59,7 +59,7 @@ def request_id_of(header: str | None) -> str:
         return header
     # 128 random bits from the process's PRNG (seeded from os.urandom at start): unique
     # enough for a join key and ~10x cheaper than uuid4 under load (no syscall per id).
-    return f"{random.getrandbits(128):032x}"
+    return random.getrandbits(128).to_bytes(16).hex()
 
 
 def validation_message(errors: Sequence[Any]) -> str:
@@ -102,7 +102,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def _send_json(send: Send, status: int, content: Any, request_id: str) -> None:
-    body = to_json(content, fallback=str, inf_nan_mode="null")  # NaN is not JSON
+    body = json_bytes(content)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

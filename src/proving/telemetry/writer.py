@@ -1,15 +1,18 @@
 """An in-process batching writer with bounded memory, group commit and counted drops.
 
-Producers hand events to :class:`BatchWriter`; one background thread takes them off a
+Producers hand events to :class:`BatchWriter`; a background thread takes them off a
 bounded queue in batches (by size: ``max_batch`` events; by time: every
-``flush_interval`` seconds) and writes each batch to an :class:`EventStore`.
+``flush_interval`` seconds) and another writes each batch to an :class:`EventStore`.
+Emitted events are converted to Arrow in chunks of ``convert_every`` by the thread that
+emits them (see :class:`BatchWriter`).
 
 Durability promise, plainly:
 
 ``emit(event)``
-    fire and forget, for hot paths (the gateway's request path). It never blocks and never
+    fire and forget, for hot paths (the gateway's request path). It never waits and never
     raises. It returns ``True`` if the event was queued, ``False`` if it was dropped
-    because the queue was full or the writer closed; every drop is counted in
+    because the queue was full or the writer closed (a chunk that fails to convert to
+    Arrow is dropped later, as ``invalid``); every drop is counted in
     ``proving_telemetry_dropped_total{reason}``. A queued event is in memory only until its
     batch commits (normally within ``flush_interval`` plus the write time): a crash of the
     process before then loses it. A store failure is retried ``retries`` times, then the
@@ -49,14 +52,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import pyarrow as pa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from proving.errors import TelemetryError
 from proving.telemetry.events import (
@@ -77,6 +82,27 @@ class WriterOverloadedError(TelemetryError):
     """The writer's queue has no room for a submission: retry later (HTTP 503)."""
 
 
+class _QueuedCollector(Collector):
+    """``proving_telemetry_queued_total``, summed at scrape time from the writers' own
+    per-table counts: ``emit`` adds one under the lock it already holds, instead of
+    paying a Prometheus counter (and its lock) per event."""
+
+    def __init__(self) -> None:
+        # One count dict per writer ever made (a few ints each), kept after the writer
+        # is gone so that the total never goes down.
+        self.counts: list[dict[TableName, int]] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "proving_telemetry_queued",
+            "Events accepted into the telemetry writer queue.",
+            labels=["table"],
+        )
+        for table in sorted(set(TABLE_OF_TYPE.values())):
+            family.add_metric([table], sum(counts[table] for counts in list(self.counts)))
+        yield family
+
+
 class WriterMetrics:
     """The writer's Prometheus metrics in one registry (shared by writers using it)."""
 
@@ -85,12 +111,8 @@ class WriterMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.queued = Counter(
-            "proving_telemetry_queued_total",
-            "Events accepted into the telemetry writer queue.",
-            ["table"],
-            registry=registry,
-        )
+        self.queued = _QueuedCollector()
+        registry.register(self.queued)
         self.written = Counter(
             "proving_telemetry_written_total",
             "Events newly stored by the telemetry writer (duplicates excluded).",
@@ -130,13 +152,44 @@ class _Submission:
     future: Future[int]
 
 
+class _Chunk:
+    """Emitted events of one table, converted to Arrow together."""
+
+    __slots__ = ("batch", "error", "events", "table")
+
+    def __init__(self, table: TableName, events: list[Event | EventRow]) -> None:
+        self.table = table
+        self.events = events
+        self.batch: pa.Table | None = None
+        self.error: Exception | None = None
+
+    def convert(self, offer_gil: bool) -> None:
+        """Convert once; a failure is kept (its events are dropped), never raised."""
+        if self.batch is not None or self.error is not None:
+            return
+        try:
+            received_at = utc_now()
+            if offer_gil:
+                self.batch = _to_table(self.table, self.events, received_at)
+            else:
+                batch = to_record_batch(self.table, self.events, received_at)
+                self.batch = pa.Table.from_batches([batch])
+        except Exception as exc:  # a conversion bug drops these events, not the writer
+            logger.exception("converting %d %s events failed", len(self.events), self.table)
+            self.error = exc
+
+
+_Item: TypeAlias = _Chunk | _Submission
+
+
 @dataclass
 class _Batch:
     """Items taken off the queue together, converted to Arrow for one commit."""
 
-    items: list[Event | EventRow | _Submission]
-    emitted: int
-    size: int
+    items: list[_Item]
+    emitted: int  # events of chunks that converted
+    size: int  # all events, converted or not
+    invalid: int = 0  # events of chunks that failed to convert
     tables: dict[TableName, pa.Table] = field(default_factory=dict)
     error: TelemetryError | None = None
 
@@ -166,6 +219,11 @@ class BatchWriter:
         retries: store failures retried per batch before giving up on it.
         retry_backoff: seconds before the first retry; doubles on each retry.
         registry: Prometheus registry of the metrics (default: the global one).
+        convert_every: every this many emitted events of a table, the emitting thread
+            converts them to Arrow (about 0.3 ms for 256); 0 leaves all conversion to the
+            writer thread. Converting holds the GIL either way, and in the thread that made
+            the events it costs a third as much: their objects are still in that core's
+            cache, and no GIL hand-over is needed (BENCHMARKS.md, "Gateway overhead").
     """
 
     def __init__(
@@ -178,10 +236,16 @@ class BatchWriter:
         retries: int = 3,
         retry_backoff: float = 0.05,
         registry: CollectorRegistry | None = None,
+        convert_every: int = 256,
     ) -> None:
         for name, value in (("max_batch", max_batch), ("max_queue", max_queue)):
             if value < 1:
                 raise TelemetryError(f"BatchWriter: {name} must be >= 1; got {value}.")
+        if convert_every < 0:
+            raise TelemetryError(
+                f"BatchWriter: convert_every must be >= 0 (0: the writer thread converts); "
+                f"got {convert_every}."
+            )
         if not flush_interval > 0:
             raise TelemetryError(
                 f"BatchWriter: flush_interval must be > 0 seconds; got {flush_interval}."
@@ -194,8 +258,14 @@ class BatchWriter:
         self.retry_backoff = retry_backoff
         self.metrics = WriterMetrics.for_registry(registry or REGISTRY)
         self.stats = WriterStats()
-        self._queue: deque[Event | EventRow | _Submission] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self.convert_every = min(convert_every, max_batch) or max_queue + 1
+        self._queue: deque[_Item] = deque()
+        # Emitted events not yet in a chunk, by table.
+        self._staged: dict[TableName, list[Event | EventRow]] = {t: [] for t in SCHEMAS}
+        self._converting = 0  # chunks an emitting thread is converting right now
+        # emit takes the bare lock (a C context manager); waits and wakes go through _cond.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._closed = False
         self._flush_requested = False
         self._enqueued_items = 0
@@ -205,9 +275,8 @@ class BatchWriter:
         self._slot: _Batch | None = None
         self._committing = False
         self._flusher_done = False
-        self._queued_counters = {
-            t: self.metrics.queued.labels(t) for t in set(TABLE_OF_TYPE.values())
-        }
+        self._queued_by_table: dict[TableName, int] = dict.fromkeys(TABLE_OF_TYPE.values(), 0)
+        self.metrics.queued.counts.append(self._queued_by_table)
         self._thread = threading.Thread(
             target=self._run, name="proving-telemetry-writer", daemon=True
         )
@@ -225,22 +294,37 @@ class BatchWriter:
 
     def emit(self, event: Event | EventRow) -> bool:
         """Queue one event (a model, or a row: :class:`~proving.telemetry.events.ExposureRow`)
-        without blocking; ``False`` (and a counted drop) if no room."""
-        with self._cond:
+        without waiting; ``False`` (and a counted drop) if no room. Every
+        ``convert_every``-th event of a table, the call converts the table's staged events
+        to Arrow before returning."""
+        table = TABLE_OF_TYPE[event.type]
+        with self._lock:
             if self._closed:
                 self._drop("closed")
                 return False
             if self.stats.pending >= self.max_queue:
                 self._drop("queue_full")
                 return False
-            self._queue.append(event)
+            staged = self._staged[table]
+            staged.append(event)
+            self._queued_by_table[table] += 1
             self._queued_events += 1
             self.stats.pending += 1
             self.stats.queued += 1
             self._enqueued_items += 1
             if self._queued_events >= self.max_batch:
                 self._cond.notify_all()
-        self._queued_counters[TABLE_OF_TYPE[event.type]].inc()
+            if len(staged) < self.convert_every:
+                return True
+            self._staged[table] = []
+            self._converting += 1
+        chunk = _Chunk(table, staged)
+        chunk.convert(offer_gil=False)
+        with self._lock:
+            self._converting -= 1
+            self._queue.append(chunk)
+            if self._closed or self._flush_requested or self._queued_events >= self.max_batch:
+                self._cond.notify_all()
         return True
 
     def submit(self, events: Sequence[Event]) -> Future[int]:
@@ -269,11 +353,11 @@ class BatchWriter:
             self.stats.pending += len(events)
             self.stats.queued += len(events)
             self._enqueued_items += 1
+            for event in events:
+                self._queued_by_table[TABLE_OF_TYPE[event.type]] += 1
             # Wake the flusher; if a commit is running, this submission waits for it and
             # goes with every other one that arrives meanwhile (group commit).
             self._cond.notify_all()
-        for event in events:
-            self._queued_counters[TABLE_OF_TYPE[event.type]].inc()
         return future
 
     async def asubmit(self, events: Sequence[Event]) -> int:
@@ -318,24 +402,27 @@ class BatchWriter:
     # batches are not taken while a commit runs: submissions arriving meanwhile pile up
     # and go together in the next commit (group commit).
 
-    def _take(self) -> list[Event | EventRow | _Submission]:
-        """Pop up to ``max_batch`` events' worth of items (caller holds the lock)."""
-        if not self._submissions_waiting and len(self._queue) <= self.max_batch:
-            # Emitted events only, all of them: swap the queue, so that the lock (which
-            # every emit takes) is held for a moment, not for a loop over the batch.
-            taken, self._queue = self._queue, deque()
-            self._queued_events -= len(taken)
-            return list(taken)
-        items: list[Event | EventRow | _Submission] = []
+    def _take(self) -> list[_Item]:
+        """Pop up to ``max_batch`` events' worth of items, oldest first, then staged events
+        if there is room (caller holds the lock)."""
+        items: list[_Item] = []
         size = 0
         while self._queue and size < self.max_batch:
-            item = self._queue.popleft()
+            item = self._queue[0]
+            weight = len(item.events)
+            if isinstance(item, _Chunk) and items and size + weight > self.max_batch:
+                break  # a chunk can wait for the next batch; a submission cannot be split
+            self._queue.popleft()
             items.append(item)
+            size += weight
             if isinstance(item, _Submission):
                 self._submissions_waiting -= 1
-                size += len(item.events)
-            else:
-                size += 1
+        for table, staged in self._staged.items():
+            room = self.max_batch - size
+            if staged and room > 0:
+                items.append(_Chunk(table, staged[:room]))
+                self._staged[table] = staged[room:]
+                size += min(room, len(staged))
         self._queued_events -= size
         return items
 
@@ -360,32 +447,46 @@ class BatchWriter:
                     # Past the deadline with a commit running: its end wakes us.
                     self._cond.wait(remaining if remaining > 0 else None)
                 items = self._take()
-                if not self._queue:
+                if not (self._queue or self._converting or any(self._staged.values())):
                     self._flush_requested = False
-                if not items and self._closed:
-                    self._flusher_done = True
-                    self._cond.notify_all()
-                    return
+                if not items:
+                    if self._closed and not self._converting:
+                        self._flusher_done = True
+                        self._cond.notify_all()
+                        return
+                    # Everything left is a chunk an emit is converting; it wakes us.
+                    self._cond.wait(0.01)
+                    continue
             batch = self._convert(items)
             with self._cond:
                 self._cond.wait_for(lambda: self._slot is None)
                 self._slot = batch
                 self._cond.notify_all()
 
-    def _convert(self, items: list[Event | EventRow | _Submission]) -> _Batch:
-        by_table: dict[TableName, list[Event | EventRow]] = {}
-        emitted = 0
+    def _convert(self, items: list[_Item]) -> _Batch:
+        parts: dict[TableName, list[pa.Table]] = {}
+        submitted: dict[TableName, list[Event]] = {}
+        batch = _Batch(items=items, emitted=0, size=0)
         for item in items:
+            batch.size += len(item.events)
             if isinstance(item, _Submission):
                 for event in item.events:
-                    by_table.setdefault(TABLE_OF_TYPE[event.type], []).append(event)
+                    submitted.setdefault(TABLE_OF_TYPE[event.type], []).append(event)
+                continue
+            item.convert(offer_gil=True)  # staged events taken on a timer or a flush
+            if item.batch is None:
+                batch.invalid += len(item.events)
             else:
-                emitted += 1
-                by_table.setdefault(TABLE_OF_TYPE[item.type], []).append(item)
-        received_at = utc_now()
-        batch = _Batch(items=items, emitted=emitted, size=sum(map(len, by_table.values())))
+                batch.emitted += len(item.events)
+                parts.setdefault(item.table, []).append(item.batch)
         try:
-            batch.tables = {t: _to_table(t, g, received_at) for t, g in by_table.items()}
+            received_at = utc_now()
+            for table, events in submitted.items():
+                parts.setdefault(table, []).append(_to_table(table, events, received_at))
+            batch.tables = {
+                table: pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+                for table, tables in parts.items()
+            }
         except Exception as exc:  # a conversion bug must fail the batch, not the thread
             batch.error = TelemetryError(f"converting a batch to Arrow failed: {exc!r}")
         return batch
@@ -403,7 +504,9 @@ class BatchWriter:
             self._finish(batch, error)
             with self._cond:
                 self._committing = False
-                self._done_items += len(batch.items)
+                self._done_items += sum(
+                    1 if isinstance(item, _Submission) else len(item.events) for item in batch.items
+                )
                 self.metrics.depth.set(self.stats.pending)
                 self._cond.notify_all()
 
@@ -412,9 +515,11 @@ class BatchWriter:
             self.stats.pending -= batch.size
             self.stats.batches += 1
             if error is None:
-                self.stats.committed += batch.size
-        if error is not None and batch.emitted:
-            self._drop("store_error", batch.emitted)
+                self.stats.committed += batch.size - batch.invalid
+            if batch.invalid:
+                self._drop("invalid", batch.invalid)
+            if error is not None and batch.emitted:
+                self._drop("store_error", batch.emitted)
         for item in batch.items:
             if isinstance(item, _Submission):
                 # A caller that gave up (timeout) cancelled its future; the events were
