@@ -19,15 +19,27 @@ dimensions with high cardinality").
 ================================================  ===========================================
 
 The telemetry writer's metrics (queue depth, drops) live in the same registry.
+
+The four metrics every request updates (requests, request and model latency, model calls)
+are :class:`LoopCounter` and :class:`LoopHistogram`: prometheus-client's own types take a
+lock and run a Python loop over the buckets on every update, which cost the gateway about
+a tenth of its throughput (BENCHMARKS.md, "Gateway overhead"). Their children are plain
+numbers, updated by the event loop's thread only; prometheus-client still does the
+exposition.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-__all__ = ["GatewayMetrics"]
+__all__ = ["GatewayMetrics", "LoopCounter", "LoopHistogram"]
 
 # Latency buckets from 0.25 ms: the gateway's own overhead is sub-millisecond.
 _BUCKETS = (
@@ -35,38 +47,142 @@ _BUCKETS = (
 )  # fmt: skip
 
 
+class _CounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound counts in that bound's bucket (le).
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _LoopMetric(Collector):
+    """Labelled children in a dict; registered with ``registry`` like a prometheus-client
+    metric. Updates take no lock: make them from one thread (the event loop)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = list(labelnames)
+        self._children: dict[tuple[str, ...], Any] = {}
+        registry.register(self)
+
+    def _check(self, values: tuple[str, ...]) -> None:
+        if len(values) != len(self.labelnames):
+            raise ValueError(
+                f"{self.name}: expected {len(self.labelnames)} label values "
+                f"({', '.join(self.labelnames)}); got {len(values)}."
+            )
+
+
+class LoopCounter(_LoopMetric):
+    """A labelled Prometheus counter for the event loop's hot path.
+
+    Example:
+        >>> registry = CollectorRegistry()
+        >>> calls = LoopCounter("calls_total", "Calls.", ["model"], registry)
+        >>> calls.labels("m1").inc()
+        >>> registry.get_sample_value("calls_total", {"model": "m1"})
+        1.0
+    """
+
+    def labels(self, *values: str) -> _CounterChild:
+        """The child of these label values (created on first use)."""
+        child = self._children.get(values)
+        if child is None:
+            self._check(values)
+            child = self._children[values] = _CounterChild()
+        return child  # type: ignore[no-any-return]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value)
+        yield family
+
+
+class LoopHistogram(_LoopMetric):
+    """A labelled Prometheus histogram for the event loop's hot path (see
+    :class:`LoopCounter`)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+        buckets: Sequence[float],
+    ) -> None:
+        super().__init__(name, documentation, labelnames, registry)
+        self.bounds = tuple(sorted(float(b) for b in buckets))
+
+    def labels(self, *values: str) -> _HistogramChild:
+        """The child of these label values (created on first use)."""
+        child = self._children.get(values)
+        if child is None:
+            self._check(values)
+            child = self._children[values] = _HistogramChild(self.bounds)
+        return child  # type: ignore[no-any-return]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            counts, total, cumulative = list(child.counts), child.sum, []
+            running = 0
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+                running += count
+                cumulative.append((floatToGoString(bound), running))
+            family.add_metric(list(values), cumulative, total)
+        yield family
+
+
 class GatewayMetrics:
     """The gateway's metrics, in their own registry (one per app, so tests do not clash)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
-        self.requests = Counter(
-            "proving_serve_requests_total",
+        self.requests = LoopCounter(
+            "proving_serve_requests",
             "Requests answered by the gateway.",
             ["deployment", "endpoint", "variant", "status"],
-            registry=r,
+            r,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LoopHistogram(
             "proving_serve_request_seconds",
             "Latency of served responses, inside the gateway.",
             ["deployment", "variant", "model", "version"],
-            buckets=_BUCKETS,
-            registry=r,
+            r,
+            _BUCKETS,
         )
-        self.model_calls = Counter(
-            "proving_serve_model_calls_total",
+        self.model_calls = LoopCounter(
+            "proving_serve_model_calls",
             "Model calls by role and status.",
             ["deployment", "variant", "model", "version", "role", "status"],
-            registry=r,
+            r,
         )
-        self.model_seconds = Histogram(
+        self.model_seconds = LoopHistogram(
             "proving_serve_model_seconds",
             "Latency of model calls.",
             ["deployment", "variant", "model", "version", "role"],
-            buckets=_BUCKETS,
-            registry=r,
+            r,
+            _BUCKETS,
         )
         self.fallbacks = Counter(
             "proving_serve_fallbacks_total",
@@ -95,14 +211,6 @@ class GatewayMetrics:
         self.inflight = Gauge(
             "proving_serve_inflight", "Requests in flight in the gateway.", registry=r
         )
-
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, cached: the lookup costs microseconds per request."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric in the registry."""

@@ -151,8 +151,8 @@ class PredictionEndpoint:
             return
         metrics = gateway.metrics
         labels = (name, out["variant"], out["model"], out["model_version"])
-        metrics.child(metrics.request_seconds, *labels).observe(time.perf_counter() - started)
-        metrics.child(metrics.requests, name, self.endpoint, out["variant"], "ok").inc()
+        metrics.request_seconds.labels(*labels).observe(time.perf_counter() - started)
+        metrics.requests.labels(name, self.endpoint, out["variant"], "ok").inc()
         await _send_json(send, 200, out, request_id)
 
     def _count_error(self, name: str) -> None:
@@ -160,7 +160,7 @@ class PredictionEndpoint:
         # themselves (a scanner would otherwise create a time series per path).
         metrics = self.gateway.metrics
         label = name if name in self.gateway.states else "unknown"
-        metrics.child(metrics.requests, label, self.endpoint, "", "error").inc()
+        metrics.requests.labels(label, self.endpoint, "", "error").inc()
 
     async def _predict(self, name: str, body: bytes, request_id: str) -> dict[str, Any]:
         request = _parse(PredictRequest, body)

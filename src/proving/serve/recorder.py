@@ -99,8 +99,6 @@ class Recorder:
         self.exposure_cache_size = exposure_cache_size
         # (experiment, variant, unit) already logged, oldest first.
         self._exposed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
-        # The two metric children of a call's labels, found with one lookup.
-        self._call_metrics: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def exposure(self, assignment: Assignment, attributes: dict[str, Any]) -> None:
         """Log that the unit saw its variant (only units in the experiment), once per unit
@@ -142,16 +140,10 @@ class Recorder:
         experiment: str | None = None,
     ) -> None:
         """Log one model call and count it."""
-        key = (deployment, call.variant, call.model, call.version, role, call.status)
-        children = self._call_metrics.get(key)
-        if children is None:
-            metrics = self.metrics
-            children = self._call_metrics[key] = (
-                metrics.model_calls.labels(*key),
-                metrics.model_seconds.labels(*key[:5]),
-            )
-        children[0].inc()
-        children[1].observe(call.latency_ms / 1000.0)
+        metrics = self.metrics
+        labels = (deployment, call.variant, call.model, call.version, role)
+        metrics.model_calls.labels(*labels, call.status).inc()
+        metrics.model_seconds.labels(*labels).observe(call.latency_ms / 1000.0)
         logged: dict[str, Any] = {}
         if self.log_features:
             logged = features if isinstance(features, dict) else {"instance": features}
