@@ -108,7 +108,7 @@ class LoopCounter(_LoopMetric):
         if child is None:
             self._check(values)
             child = self._children[values] = _CounterChild()
-        return child  # type: ignore[no-any-return]
+        return child
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -138,7 +138,7 @@ class LoopHistogram(_LoopMetric):
         if child is None:
             self._check(values)
             child = self._children[values] = _HistogramChild(self.bounds)
-        return child  # type: ignore[no-any-return]
+        return child
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -147,7 +147,8 @@ class LoopHistogram(_LoopMetric):
             running = 0
             for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
                 running += count
-                cumulative.append((floatToGoString(bound), running))
+                le = floatToGoString(bound)  # type: ignore[no-untyped-call]
+                cumulative.append((le, running))
             family.add_metric(list(values), cumulative, total)
         yield family
 
