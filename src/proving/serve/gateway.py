@@ -42,7 +42,7 @@ T = TypeVar("T")
 STATE_NAMESPACE = "serve"
 
 
-@dataclass
+@dataclass(slots=True)
 class RoutedResult:
     """A served answer with the assignment and spec that produced it."""
 

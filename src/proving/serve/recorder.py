@@ -36,7 +36,7 @@ CallStatus = Literal["ok", "error", "timeout", "fallback"]
 Role = Literal["served", "shadow"]
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelCall:
     """One call of one variant's model (or a value variant's value)."""
 

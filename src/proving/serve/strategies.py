@@ -35,7 +35,7 @@ from proving.spec.experiment import ExperimentSpec
 __all__ = ["RequestContext", "Served", "call_variant", "serve_predict", "serve_rank"]
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     """Everything a strategy needs about one request."""
 
@@ -49,7 +49,7 @@ class RequestContext:
     recorder: Recorder
 
 
-@dataclass
+@dataclass(slots=True)
 class Served:
     """What the gateway answers (the HTTP layer turns it into JSON)."""
 

@@ -220,7 +220,7 @@ class BatchWriter:
         retry_backoff: seconds before the first retry; doubles on each retry.
         registry: Prometheus registry of the metrics (default: the global one).
         convert_every: every this many emitted events of a table, the emitting thread
-            converts them to Arrow (about 0.3 ms for 256); 0 leaves all conversion to the
+            converts them to Arrow (about 0.4 ms for 512); 0 leaves all conversion to the
             writer thread. Converting holds the GIL either way, and in the thread that made
             the events it costs a third as much: their objects are still in that core's
             cache, and no GIL hand-over is needed (BENCHMARKS.md, "Gateway overhead").
@@ -236,7 +236,7 @@ class BatchWriter:
         retries: int = 3,
         retry_backoff: float = 0.05,
         registry: CollectorRegistry | None = None,
-        convert_every: int = 256,
+        convert_every: int = 512,
     ) -> None:
         for name, value in (("max_batch", max_batch), ("max_queue", max_queue)):
             if value < 1:
