@@ -63,6 +63,10 @@ def _invalid(recorder: Recorder, deployment: str) -> float | None:
     )
 
 
+def _calls(recorder: Recorder, **labels: str) -> float | None:
+    return recorder.metrics.registry.get_sample_value("proving_serve_model_calls_total", labels)
+
+
 def _exposed(writer: ListWriter) -> list[tuple[str, str, str]]:
     return [(r.experiment, r.variant, r.unit_id) for r in writer.rows]
 
@@ -160,10 +164,9 @@ def test_prediction_rows_carry_the_call() -> None:
     quiet, quiet_writer = _recorder(0, log_features=False)
     quiet.prediction(ok, features={"secret": 1}, **common)
     assert quiet_writer.rows[0].features == "{}"
-    count = recorder.metrics.registry.get_sample_value(
-        "proving_serve_model_calls_total",
-        {"deployment": "dep", "variant": "b", "model": "m", "version": "3",
-         "role": "shadow", "status": "error"},
+    count = _calls(
+        recorder, deployment="dep", variant="b", model="m", version="3", role="shadow",
+        status="error",
     )  # fmt: skip
     assert count == 1.0
 
@@ -222,10 +225,9 @@ def test_an_output_json_cannot_encode_is_counted_not_raised(output: Any) -> None
     assert writer.rows == []
     assert _invalid(recorder, "dep") == 1.0
     # the call is still counted, and the next event goes through
-    calls = recorder.metrics.registry.get_sample_value(
-        "proving_serve_model_calls_total",
-        {"deployment": "dep", "variant": "a", "model": "m", "version": "1",
-         "role": "served", "status": "ok"},
+    calls = _calls(
+        recorder, deployment="dep", variant="a", model="m", version="1", role="served",
+        status="ok",
     )  # fmt: skip
     assert calls == 1.0
     recorder.prediction(

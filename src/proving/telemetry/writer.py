@@ -258,6 +258,7 @@ class BatchWriter:
         self.retry_backoff = retry_backoff
         self.metrics = WriterMetrics.for_registry(registry or REGISTRY)
         self.stats = WriterStats()
+        # 0: a staged list never fills (max_queue + 1), so the flusher converts everything.
         self.convert_every = min(convert_every, max_batch) or max_queue + 1
         self._queue: deque[_Item] = deque()
         # Emitted events not yet in a chunk, by table.
@@ -268,10 +269,9 @@ class BatchWriter:
         self._cond = threading.Condition(self._lock)
         self._closed = False
         self._flush_requested = False
-        self._enqueued_items = 0
         self._queued_events = 0
         self._submissions_waiting = 0
-        self._done_items = 0
+        self._done_events = 0  # taken off the queue and committed or dropped
         self._slot: _Batch | None = None
         self._committing = False
         self._flusher_done = False
@@ -311,7 +311,6 @@ class BatchWriter:
             self._queued_events += 1
             self.stats.pending += 1
             self.stats.queued += 1
-            self._enqueued_items += 1
             if self._queued_events >= self.max_batch:
                 self._cond.notify_all()
             if len(staged) < self.convert_every:
@@ -352,7 +351,6 @@ class BatchWriter:
             self._queued_events += len(events)
             self.stats.pending += len(events)
             self.stats.queued += len(events)
-            self._enqueued_items += 1
             for event in events:
                 self._queued_by_table[TABLE_OF_TYPE[event.type]] += 1
             # Wake the flusher; if a commit is running, this submission waits for it and
@@ -371,10 +369,10 @@ class BatchWriter:
             TelemetryError: not done within ``timeout`` seconds.
         """
         with self._cond:
-            target = self._enqueued_items
+            target = self.stats.queued
             self._flush_requested = True
             self._cond.notify_all()
-            if not self._cond.wait_for(lambda: self._done_items >= target, timeout=timeout):
+            if not self._cond.wait_for(lambda: self._done_events >= target, timeout=timeout):
                 raise TelemetryError(
                     f"BatchWriter.flush: {self.stats.pending} events still pending after "
                     f"{timeout} s. Fix: check the store, or pass a longer timeout."
@@ -504,9 +502,7 @@ class BatchWriter:
             self._finish(batch, error)
             with self._cond:
                 self._committing = False
-                self._done_items += sum(
-                    1 if isinstance(item, _Submission) else len(item.events) for item in batch.items
-                )
+                self._done_events += batch.size
                 self.metrics.depth.set(self.stats.pending)
                 self._cond.notify_all()
 
