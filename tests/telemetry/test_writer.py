@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -300,6 +302,27 @@ def test_the_emitting_thread_converts_every_convert_every_events(
     assert converted_in[2] == ("proving-telemetry-writer", 2)
     assert store.count("outcomes") == 10
     writer.close()
+
+
+def test_converted_events_are_let_go_before_their_batch_is_written() -> None:
+    # Held until the write, a busy gateway's converted events made every garbage
+    # collection walk thousands of objects (gen-1 passes of 2 ms).
+    store = GatedStore()
+    store.gate.clear()  # the store holds the first write
+    writer = BatchWriter(store, flush_interval=0.01, convert_every=4, registry=CollectorRegistry())
+    first, second = events(4, "a"), events(8, "b")
+    for event in first:
+        assert writer.emit(event)
+    assert store.entered.wait(5)  # the first chunk's batch is being written, and waits
+    refs = [weakref.ref(e) for e in second]
+    for event in second:
+        assert writer.emit(event)
+    del event, second
+    gc.collect()
+    assert [r() for r in refs] == [None] * 8  # converted, queued behind the held write
+    store.gate.set()
+    writer.close(timeout=5)
+    assert store.count("outcomes") == 12 and writer.stats.committed == 12
 
 
 def test_chunks_respect_max_batch_per_store_call() -> None:

@@ -72,9 +72,14 @@ REASONS: Final = (
 _CODE: Final = {name: i for i, name in enumerate(REASONS)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assignment:
     """The answer for one unit, with everything needed to explain it.
+
+    Slotted and not frozen: one is built per request, and a frozen dataclass's
+    ``__init__`` costs three times as much (it sets each field through
+    ``object.__setattr__``). Treat it as read-only; :func:`dataclasses.replace` gives a
+    changed copy.
 
     Attributes:
         experiment: the experiment's name.

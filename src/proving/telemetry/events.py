@@ -330,6 +330,10 @@ class PredictionRow(NamedTuple):
 
 
 EventRow: TypeAlias = ExposureRow | PredictionRow
+_ROW_OF_TABLE: Final[dict[str, type[EventRow]]] = {
+    "exposures": ExposureRow,
+    "predictions": PredictionRow,
+}
 
 
 def table_of(event: Event | EventRow) -> TableName:
@@ -349,13 +353,28 @@ _ENCODERS: Final[dict[str, Callable[[Any], str]]] = {
 def _columns(
     table: TableName, events: Sequence[Event | EventRow], received_at: datetime
 ) -> dict[str, Any]:
+    received = [(received_at - _EPOCH) // _MICROSECOND] * len(events)  # Arrow: 6x faster
+    row_type = _ROW_OF_TABLE.get(table)
+    if row_type is not None and set(map(type, events)) == {row_type}:
+        # Rows only (the gateway's case), checked in one pass over their types: they hold
+        # their columns already encoded, so one transpose gives them all.
+        columns: dict[str, Any] = dict(
+            zip(row_type._fields, zip(*events, strict=True), strict=True)
+        )
+        columns["received_at"] = received
+        return columns
+    for index, event in enumerate(events):
+        if TABLE_OF_TYPE[event.type] != table:
+            raise EventValidationError(
+                f"event {index}: a {event.type} event cannot be written to table {table!r}; "
+                f"Fix: group events by table (see proving.telemetry.events.group_by_table)."
+            )
     models = [e for e in events if not isinstance(e, tuple)]
-    # Rows hold the schema's columns in order, already encoded: one transpose.
     transposed = list(zip(*(e for e in events if isinstance(e, tuple)), strict=True))
-    columns: dict[str, list[Any]] = {}
+    columns = {}
     for index, name in enumerate(SCHEMAS[table].names):
-        if name == "received_at":  # as an integer: Arrow converts it 6x faster
-            columns[name] = [(received_at - _EPOCH) // _MICROSECOND] * len(events)
+        if name == "received_at":
+            columns[name] = received
             continue
         values = list(map(attrgetter(name), models))
         encode = _ENCODERS.get(name)
@@ -376,12 +395,6 @@ def to_record_batch(
     Raises:
         EventValidationError: if an event belongs to another table.
     """
-    for index, event in enumerate(events):
-        if TABLE_OF_TYPE[event.type] != table:
-            raise EventValidationError(
-                f"event {index}: a {event.type} event cannot be written to table {table!r}; "
-                f"Fix: group events by table (see proving.telemetry.events.group_by_table)."
-            )
     columns = _columns(table, events, received_at or utc_now())
     return pa.RecordBatch.from_pydict(columns, schema=SCHEMAS[table])
 

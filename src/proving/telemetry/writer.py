@@ -151,15 +151,20 @@ class _Submission:
     events: Sequence[Event]
     future: Future[int]
 
+    @property
+    def size(self) -> int:
+        return len(self.events)
+
 
 class _Chunk:
     """Emitted events of one table, converted to Arrow together."""
 
-    __slots__ = ("batch", "error", "events", "table")
+    __slots__ = ("batch", "error", "events", "size", "table")
 
     def __init__(self, table: TableName, events: list[Event | EventRow]) -> None:
         self.table = table
         self.events = events
+        self.size = len(events)
         self.batch: pa.Table | None = None
         self.error: Exception | None = None
 
@@ -175,8 +180,11 @@ class _Chunk:
                 batch = to_record_batch(self.table, self.events, received_at)
                 self.batch = pa.Table.from_batches([batch])
         except Exception as exc:  # a conversion bug drops these events, not the writer
-            logger.exception("converting %d %s events failed", len(self.events), self.table)
+            logger.exception("converting %d %s events failed", self.size, self.table)
             self.error = exc
+        # Converted (or dropped), the events are let go at once rather than when the batch
+        # is written: until then the garbage collector would walk them on every pass.
+        self.events = []
 
 
 _Item: TypeAlias = _Chunk | _Submission
@@ -407,7 +415,7 @@ class BatchWriter:
         size = 0
         while self._queue and size < self.max_batch:
             item = self._queue[0]
-            weight = len(item.events)
+            weight = item.size
             if isinstance(item, _Chunk) and items and size + weight > self.max_batch:
                 break  # a chunk can wait for the next batch; a submission cannot be split
             self._queue.popleft()
@@ -466,16 +474,16 @@ class BatchWriter:
         submitted: dict[TableName, list[Event]] = {}
         batch = _Batch(items=items, emitted=0, size=0)
         for item in items:
-            batch.size += len(item.events)
+            batch.size += item.size
             if isinstance(item, _Submission):
                 for event in item.events:
                     submitted.setdefault(TABLE_OF_TYPE[event.type], []).append(event)
                 continue
             item.convert(offer_gil=True)  # staged events taken on a timer or a flush
             if item.batch is None:
-                batch.invalid += len(item.events)
+                batch.invalid += item.size
             else:
-                batch.emitted += len(item.events)
+                batch.emitted += item.size
                 parts.setdefault(item.table, []).append(item.batch)
         try:
             received_at = utc_now()
@@ -522,7 +530,7 @@ class BatchWriter:
                 # still written (a retry is idempotent), there is just nobody to tell.
                 with contextlib.suppress(InvalidStateError):
                     if error is None:
-                        item.future.set_result(len(item.events))
+                        item.future.set_result(item.size)
                     else:
                         item.future.set_exception(error)
 
