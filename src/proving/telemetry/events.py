@@ -350,39 +350,41 @@ _ENCODERS: Final[dict[str, Callable[[Any], str]]] = {
 }
 
 
+def _transpose(row_type: type[EventRow], rows: Sequence[Any]) -> dict[str, Any]:
+    # Rows hold their columns already encoded: one transpose gives them all, by name.
+    return dict(zip(row_type._fields, zip(*rows, strict=True), strict=True))
+
+
 def _columns(
     table: TableName, events: Sequence[Event | EventRow], received_at: datetime
 ) -> dict[str, Any]:
-    received = [(received_at - _EPOCH) // _MICROSECOND] * len(events)  # Arrow: 6x faster
     row_type = _ROW_OF_TABLE.get(table)
     if row_type is not None and set(map(type, events)) == {row_type}:
-        # Rows only (the gateway's case), checked in one pass over their types: they hold
-        # their columns already encoded, so one transpose gives them all.
-        columns: dict[str, Any] = dict(
-            zip(row_type._fields, zip(*events, strict=True), strict=True)
-        )
-        columns["received_at"] = received
-        return columns
-    for index, event in enumerate(events):
-        if TABLE_OF_TYPE[event.type] != table:
-            raise EventValidationError(
-                f"event {index}: a {event.type} event cannot be written to table {table!r}; "
-                f"Fix: group events by table (see proving.telemetry.events.group_by_table)."
-            )
-    models = [e for e in events if not isinstance(e, tuple)]
-    transposed = list(zip(*(e for e in events if isinstance(e, tuple)), strict=True))
-    columns = {}
-    for index, name in enumerate(SCHEMAS[table].names):
-        if name == "received_at":
-            columns[name] = received
-            continue
-        values = list(map(attrgetter(name), models))
-        encode = _ENCODERS.get(name)
-        if encode is not None:
-            values = list(map(encode, values))
-        if transposed:
-            values.extend(transposed[index])
-        columns[name] = values
+        # Rows only (the gateway's case): their types, checked in one pass, fix the table.
+        columns = _transpose(row_type, events)
+    else:
+        for index, event in enumerate(events):
+            if TABLE_OF_TYPE[event.type] != table:
+                raise EventValidationError(
+                    f"event {index}: a {event.type} event cannot be written to table "
+                    f"{table!r}; Fix: group events by table (see "
+                    f"proving.telemetry.events.group_by_table)."
+                )
+        models = [e for e in events if not isinstance(e, tuple)]
+        rows = [e for e in events if isinstance(e, tuple)]
+        transposed = _transpose(row_type, rows) if row_type is not None and rows else {}
+        columns = {}
+        for name in SCHEMAS[table].names:
+            if name == "received_at":
+                continue
+            values = list(map(attrgetter(name), models))
+            encode = _ENCODERS.get(name)
+            if encode is not None:
+                values = list(map(encode, values))
+            values.extend(transposed.get(name, ()))
+            columns[name] = values
+    # As integers: Arrow converts them 6x faster than datetimes.
+    columns["received_at"] = [(received_at - _EPOCH) // _MICROSECOND] * len(events)
     return columns
 
 
