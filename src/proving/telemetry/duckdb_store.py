@@ -1,10 +1,15 @@
 """DuckDB file store: the embedded default.
 
-Each table has ``event_id`` as its primary key; a batch is inserted from Arrow with
-``INSERT ... ON CONFLICT DO NOTHING`` in one transaction, so a duplicate id (repeated in the
-batch or already stored) is stored once and the count of newly stored rows comes back.
-DuckDB writes the transaction to its write-ahead log before ``COMMIT`` returns, so a
-committed batch survives ``kill -9`` and is replayed when the file is next opened.
+Each table has ``event_id`` as its primary key; a batch is inserted from Arrow in one
+statement (its own transaction), so a duplicate id (repeated in the batch or already stored)
+is stored once and the count of newly stored rows comes back. DuckDB writes the transaction
+to its write-ahead log before the statement returns, so a written batch survives ``kill -9``
+and is replayed when the file is next opened.
+
+The store's database runs on one thread (DuckDB's ``threads`` setting). Its work is small
+inserts, and for those a second thread only adds hand-overs: one thread spends a fifth less
+CPU per insert (BENCHMARKS.md, "Event store writes"). Queries over the events go through
+:mod:`proving.metrics`, which opens the file with its own settings.
 
 One process at a time may open a DuckDB file for writing (DuckDB's rule): readers in other
 processes must wait for the writer to close it, or read Parquet exports instead.
@@ -68,7 +73,7 @@ class DuckDBStore(EventStore):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = duckdb.connect(self.path)
+            self._conn = duckdb.connect(self.path, config={"threads": 1})
         except duckdb.Error as exc:
             raise TelemetryError(
                 f"DuckDB store {self.path!r}: cannot open the file: {exc}. Fix: check the "
@@ -99,30 +104,25 @@ class DuckDBStore(EventStore):
             return 0
         with self._lock:
             conn = self._cursor()
-            conn.register("__proving_batch", data)
-            insert = f'INSERT INTO "{table}" SELECT * FROM __proving_batch'
+            # DuckDB reads the Arrow table by its variable name (a replacement scan): unlike
+            # register(), that changes no catalog, which cost a third of a 250-row insert.
+            insert = f'INSERT INTO "{table}" SELECT * FROM _proving_batch'
+            _proving_batch = data  # read by DuckDB, by this name
             try:
-                conn.execute("BEGIN TRANSACTION")
-                # A plain insert first: most batches hold only new ids, and the conflict
-                # check costs a third of the insert. A batch with a stored id (a retry)
-                # fails as a whole and goes again, skipping the ids already stored.
-                # fetchall, not fetchone: DuckDB 2 refuses new work on a connection with
-                # an unfinished result.
+                # One statement is its own transaction. A plain insert first: most batches
+                # hold only new ids, and the conflict check costs a third of the insert. A
+                # batch with a stored id (a retry) fails as a whole and goes again, skipping
+                # the ids already stored. fetchall, not fetchone: DuckDB 2 refuses new work
+                # on a connection with an unfinished result.
                 try:
                     rows = conn.execute(insert).fetchall()
                 except duckdb.ConstraintException:
-                    conn.execute("ROLLBACK")
-                    conn.execute("BEGIN TRANSACTION")
                     rows = conn.execute(insert + " ON CONFLICT DO NOTHING").fetchall()
-                conn.execute("COMMIT")
             except duckdb.Error as exc:
-                conn.execute("ROLLBACK")
                 raise TelemetryError(
                     f"DuckDB store {self.path!r}: writing {data.num_rows} rows to {table!r} "
                     f"failed: {exc}. Nothing of this batch was stored; retry it."
                 ) from exc
-            finally:
-                conn.unregister("__proving_batch")
         return int(rows[0][0]) if rows else 0
 
     def count(self, table: TableName) -> int:
