@@ -5,6 +5,7 @@ need=()
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)    # Spark's local mode
 command -v chromium >/dev/null 2>&1 || need+=(chromium)            # report tests in a real browser
 command -v wrk >/dev/null 2>&1 || need+=(wrk)                      # benchmarks/gateway_overhead.py
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)            # benchmarks/gateway_instructions.py
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2

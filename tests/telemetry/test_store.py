@@ -226,7 +226,7 @@ def test_closed_store_refuses_writes(opener: Opener) -> None:
 
 
 def test_duckdb_store_runs_on_one_thread(tmp_path: Path) -> None:
-    # Small inserts cost a fifth less CPU on one thread (benchmarks/store_write.py).
+    # Small inserts cost a fifth less CPU on one thread (BENCHMARKS.md, "Event store writes").
     with DuckDBStore(tmp_path / "one.duckdb") as store:
         assert store.write("exposures", to_record_batch("exposures", exposures(5))) == 5
         threads = store._conn.execute("SELECT current_setting('threads')").fetchall()

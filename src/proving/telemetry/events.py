@@ -430,7 +430,10 @@ def conform(table: TableName, data: pa.RecordBatch | pa.Table) -> pa.Table:
     """
     schema = SCHEMAS[table]
     tbl = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
-    missing = [name for name in schema.names if name not in tbl.column_names]
+    if tbl.schema.equals(schema):
+        return tbl  # the writer's batches: built in this schema, nothing to select or cast
+    names = set(tbl.column_names)  # a property that builds a new list on every access
+    missing = [name for name in schema.names if name not in names]
     if missing:
         raise EventValidationError(
             f"table {table!r}: columns {missing} are missing; got {tbl.column_names}. "
