@@ -26,7 +26,6 @@ import argparse
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,36 +41,24 @@ HEADERS = {"content-type": "application/json"}
 def counted(args: list[str], port: int, requests: int, tmp: Path) -> dict[int, int]:
     """Instructions per thread (1 is the main thread) over ``requests`` requests."""
     out = tmp / f"cg-{port}"
-    server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-         f"--callgrind-out-file={out}.%p", sys.executable, gateway_overhead.__file__, *args,
-         str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    valgrind = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                f"--callgrind-out-file={out}.%p", f"--log-file={out}.log"]  # fmt: skip
+    # Valgrind starts Python in about 20 s; the first user answers the readiness probe.
+    server = gateway_overhead._start(args, port, wrapper=valgrind, wait=180)
     url = URL.format(port=port)
     bodies = gateway_overhead.BODIES
     try:
         with httpx.Client(timeout=30) as client:
-            deadline = time.monotonic() + 180  # valgrind starts Python in about 20 s
-            while True:
-                try:
-                    if client.post(url, content=bodies[-1], headers=HEADERS).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"{args[0]} did not start under valgrind")
-                time.sleep(0.5)
             for body in bodies[-300:]:  # warm-up: other users than the measured ones
                 client.post(url, content=body, headers=HEADERS)
             time.sleep(2)
-            control = ["callgrind_control"]
-            subprocess.run([*control, "-z", str(server.pid)], check=True, capture_output=True)
-            for body in bodies[:requests]:
+            pid = str(server.pid)
+            subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
+            for body in bodies[1 : requests + 1]:
                 if client.post(url, content=body, headers=HEADERS).status_code != 200:
                     raise SystemExit(f"{args[0]}: a request failed")
             time.sleep(2.5)  # the writer commits what the requests logged
-            subprocess.run([*control, "-d", str(server.pid)], check=True, capture_output=True)
+            subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
     finally:
         server.terminate()
         server.wait()

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,13 +246,16 @@ def throughput(port: int, path: str, bodies: list[bytes], seconds: float) -> flo
 # -- orchestration ------------------------------------------------------------------------
 
 
-def _start(args: list[str], port: int) -> subprocess.Popen[bytes]:
-    """Start a server subprocess and wait until it answers a prediction."""
+def _start(
+    args: list[str], port: int, wrapper: Sequence[str] = (), wait: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start a server subprocess (under ``wrapper``, e.g. valgrind) and wait up to ``wait``
+    seconds until it answers a prediction (of ``BODY``, the first user)."""
     import httpx
 
-    process = subprocess.Popen([sys.executable, __file__, *args, str(port)])
+    process = subprocess.Popen([*wrapper, sys.executable, __file__, *args, str(port)])
     url = f"http://127.0.0.1:{port}/v1/predict/bench"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline and process.poll() is None:
         try:
             r = httpx.post(url, content=BODY, headers={"content-type": "application/json"})

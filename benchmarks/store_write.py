@@ -30,10 +30,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from proving.telemetry.duckdb_store import _DUCKDB_TYPES, DuckDBStore, create_table_sql
+from proving.telemetry.duckdb_store import DuckDBStore
 from proving.telemetry.events import PredictionRow, new_event_id, now_micros, to_record_batch
 
 FEATURES = '{"x1":0.3,"x2":-1.2,"x3":2.0,"x4":0.7}'
+# A way to write: a function writing one batch, and one returning the rows stored (closing).
+Form = tuple[Callable[[pa.Table], None], Callable[[], int]]
 
 
 def prediction_batch(rows: int) -> pa.Table:
@@ -47,10 +49,10 @@ def prediction_batch(rows: int) -> pa.Table:
     return pa.Table.from_batches([to_record_batch("predictions", events)])
 
 
-def usual_form(path: Path) -> tuple[Callable[[pa.Table], None], Callable[[], int]]:
+def usual_form(path: Path) -> Form:
     """The baseline: register the batch and insert it in an explicit transaction."""
+    DuckDBStore(path).close()  # the same tables, then DuckDB's default settings
     conn = duckdb.connect(str(path))
-    conn.execute(create_table_sql("predictions", _DUCKDB_TYPES))
 
     def write(batch: pa.Table) -> None:
         conn.register("batch", batch)
@@ -67,7 +69,7 @@ def usual_form(path: Path) -> tuple[Callable[[pa.Table], None], Callable[[], int
     return write, stored
 
 
-def store_form(path: Path) -> tuple[Callable[[pa.Table], None], Callable[[], int]]:
+def store_form(path: Path) -> Form:
     """What proving does: ``DuckDBStore.write``."""
     store = DuckDBStore(path)
 
@@ -82,8 +84,7 @@ def store_form(path: Path) -> tuple[Callable[[pa.Table], None], Callable[[], int
     return write, stored
 
 
-def cpu_per_batch(form: Callable[..., tuple[Callable[[pa.Table], None], Callable[[], int]]],
-                  batches: list[pa.Table], tmp: Path) -> float:  # fmt: skip
+def cpu_per_batch(form: Callable[[Path], Form], batches: list[pa.Table], tmp: Path) -> float:
     """Process CPU seconds per batch, writing ``batches`` to a fresh file."""
     path = tmp / f"{form.__name__}-{time.monotonic_ns()}.duckdb"
     write, stored = form(path)
