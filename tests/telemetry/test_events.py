@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -25,6 +27,7 @@ from proving.telemetry.events import (
     group_by_table,
     json_bytes,
     json_text,
+    new_event_ids,
     now_micros,
     to_record_batch,
 )
@@ -228,6 +231,39 @@ def test_exposure_rows_convert_like_exposure_models() -> None:
     received = datetime(2024, 5, 1, tzinfo=UTC)
     from_model = to_record_batch("exposures", [model], received_at=received).to_pylist()
     assert to_record_batch("exposures", [row], received_at=received).to_pylist() == from_model
+
+
+def test_rows_without_ids_get_new_unique_ones_when_converted() -> None:
+    before = time.time_ns() // 1_000_000
+    rows = [ExposureRow(None, "x", "b", f"u{i}", 0, "{}") for i in range(1000)]
+    ids = to_record_batch("exposures", rows).column("event_id").to_pylist()
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert all(before <= int(i[:12], 16) <= after for i in ids)  # the layout of new_event_id
+    # Given ids are kept; only the missing ones are made.
+    mixed = [ExposureRow("given", "x", "b", "u", 0, "{}"), *rows[:2]]
+    got = to_record_batch("exposures", mixed).column("event_id").to_pylist()
+    assert got[0] == "given" and len(set(got)) == 3 and all(len(i) == 32 for i in got[1:])
+    assert new_event_ids(0).to_pylist() == []
+
+
+def test_string_columns_of_one_value_convert_like_varied_ones() -> None:
+    # One value throughout, the same ends with another value between, and None at an end.
+    n = 100  # enough rows for a repeat
+    variants = [["a"] * n, ["a", "b", *["a"] * (n - 2)], [*["a"] * (n - 1), None]]
+    for values in variants:
+        rows = [
+            PredictionRow(f"p{i}", "r", None, "dep", v, v, "m", "1", "served", "ok", "{}", "1",
+                          1.0, 0.5, i)
+            for i, v in enumerate(values)
+        ]  # fmt: skip
+        batch = to_record_batch("predictions", rows)
+        assert batch.column("variant").to_pylist() == values
+        assert batch.column("experiment").to_pylist() == values
+        assert batch.column("deployment").to_pylist() == ["dep"] * n
+        assert batch.column("unit_id").to_pylist() == [None] * n
+        assert batch.schema.equals(SCHEMAS["predictions"])
 
 
 def test_a_row_of_another_table_is_refused_by_index() -> None:

@@ -24,7 +24,6 @@ from proving.telemetry.events import (
     PredictionRow,
     attributes_json,
     json_text,
-    new_event_id,
     now_micros,
     to_record_batch,
 )
@@ -57,15 +56,17 @@ class ModelCall:
 def warm_up_events() -> None:
     """Convert one row of each kind to Arrow, so the imports happen at startup."""
     now = now_micros()
-    to_record_batch("exposures", [ExposureRow("w", "w", "w", "w", now, "{}")])
+    to_record_batch("exposures", [ExposureRow(None, "w", "w", "w", now, "{}")])
     to_record_batch(
         "predictions",
-        [PredictionRow("w", "w", None, "w", None, None, "w", "w", "served", "ok", "{}", "null",
+        [PredictionRow(None, "w", None, "w", None, None, "w", "w", "served", "ok", "{}", "null",
                        None, 0.0, now)],
     )  # fmt: skip
 
 
 def _score(output: Any) -> float | None:
+    if type(output) is float:  # a model's usual answer: one check
+        return output if math.isfinite(output) else None
     if isinstance(output, int | float) and not isinstance(output, bool):
         value = float(output)
         return value if math.isfinite(value) else None
@@ -112,7 +113,7 @@ class Recorder:
             return
         try:  # valid by construction (spec names, the request model's unit id): a row
             row = ExposureRow(
-                new_event_id(),
+                None,  # an id is given to the whole chunk when it is converted
                 assignment.experiment,
                 assignment.variant,
                 unit_id,
@@ -149,7 +150,7 @@ class Recorder:
             logged = features if isinstance(features, dict) else {"instance": features}
         try:
             row = PredictionRow(
-                new_event_id(),
+                None,
                 request_id,
                 unit_id,
                 deployment,
