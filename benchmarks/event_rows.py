@@ -27,20 +27,23 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
+import gateway_overhead  # the sibling script: the benchmarks' features (run as a script)
 from proving.telemetry.events import (
     PREDICTIONS_SCHEMA,
     PredictionRow,
+    json_text,
     new_event_id,
     new_event_ids,
     now_micros,
     to_record_batch,
 )
 
-FEATURES = '{"x1":0.3,"x2":-1.2,"x3":2.0,"x4":0.7}'
+FEATURES = json_text(gateway_overhead.FEATURES)
 
 
 def rows(n: int, event_id: Callable[[], str | None]) -> list[PredictionRow]:
-    """``n`` rows as the gateway makes them in split mode: one deployment, two variants."""
+    """``n`` rows as the gateway makes them in split mode: one deployment, two variants
+    (``benchmarks/store_write.py`` writes them too)."""
     return [
         PredictionRow(
             event_id(), f"{i:032x}", f"user-{i}", "bench", "bench", "ab"[i % 2], "m", "1",

@@ -30,22 +30,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+import event_rows  # the sibling script: gateway prediction rows (run as a script)
 from proving.telemetry.duckdb_store import DuckDBStore
-from proving.telemetry.events import PredictionRow, new_event_id, now_micros, to_record_batch
+from proving.telemetry.events import new_event_id, to_record_batch
 
-FEATURES = '{"x1":0.3,"x2":-1.2,"x3":2.0,"x4":0.7}'
 # A way to write: a function writing one batch, and one returning the rows stored (closing).
 Form = tuple[Callable[[pa.Table], None], Callable[[], int]]
 
 
 def prediction_batch(rows: int) -> pa.Table:
     """``rows`` predictions as the gateway logs them (new ids, one request each)."""
-    now = now_micros()
-    events = [
-        PredictionRow(new_event_id(), new_event_id(), f"user-{i}", "bench", "bench",
-                      "champion", "m", "1", "served", "ok", FEATURES, "0.73", 0.73, 0.01, now)
-        for i in range(rows)
-    ]  # fmt: skip
+    events = event_rows.rows(rows, new_event_id)
     return pa.Table.from_batches([to_record_batch("predictions", events)])
 
 

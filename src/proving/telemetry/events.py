@@ -426,6 +426,8 @@ def _columns(
             columns["event_id"] = new_event_ids(missing)
         else:
             columns["event_id"] = [new_event_id() if i is None else i for i in ids]
+    for name in _STRING_COLUMNS[table]:
+        columns[name] = _repeated(columns[name])
     # As integers: Arrow converts them 6x faster than datetimes.
     columns["received_at"] = [(received_at - _EPOCH) // _MICROSECOND] * len(events)
     return columns
@@ -459,10 +461,7 @@ def to_record_batch(
         EventValidationError: if an event belongs to another table.
     """
     columns = _columns(table, events, received_at or utc_now())
-    schema = SCHEMAS[table]
-    for name in _STRING_COLUMNS[table]:
-        columns[name] = _repeated(columns[name])
-    return pa.RecordBatch.from_pydict(columns, schema=schema)
+    return pa.RecordBatch.from_pydict(columns, schema=SCHEMAS[table])
 
 
 def group_by_table(events: Iterable[Event]) -> dict[TableName, list[Event]]:
