@@ -5,7 +5,8 @@
 that count is the same on a quiet machine and a busy one. It misses what instructions do not
 show (cache misses, the GIL's hand-overs), so it complements the timings, not replaces them.
 
-Each server (``bare`` and ``split`` from ``gateway_overhead.py``) runs under callgrind. A
+Each server (``bare``, ``split`` and ``shadow`` from ``gateway_overhead.py``) runs under
+callgrind. A
 client sends warm-up requests, zeroes the counters, sends ``--requests`` requests one at a
 time (each from a new user, so each logs an exposure and a prediction), waits for the
 telemetry writer to commit, and dumps the counters. Under valgrind a request takes a few
@@ -15,7 +16,7 @@ load of a real server at a few hundred requests per second.
 Printed: instructions per request on the event loop's thread and on all other threads
 (the telemetry writer, DuckDB), and the ratio to the bare app.
 
-Needs valgrind (``apt-get install valgrind``). Takes about a minute.
+Needs valgrind (``apt-get install valgrind``). Takes about two minutes.
 
 Run:  .venv/bin/python benchmarks/gateway_instructions.py [--requests 2000]
 """
@@ -43,8 +44,9 @@ def counted(args: list[str], port: int, requests: int, tmp: Path) -> dict[int, i
     out = tmp / f"cg-{port}"
     valgrind = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
                 f"--callgrind-out-file={out}.%p", f"--log-file={out}.log"]  # fmt: skip
-    # Valgrind starts Python in about 20 s; the first user answers the readiness probe.
-    server = gateway_overhead._start(args, port, wrapper=valgrind, wait=180)
+    # Valgrind starts Python in 20 s to a few minutes (on a busy host); the first user
+    # answers the readiness probe.
+    server = gateway_overhead._start(args, port, wrapper=valgrind, wait=600)
     url = URL.format(port=port)
     bodies = gateway_overhead.BODIES
     try:
@@ -81,6 +83,7 @@ def main() -> None:
     scenarios = {
         "bare": ["serve-bare"],
         "split": ["serve-gateway", "ab", "", "duckdb://{tmp}/split.duckdb"],
+        "shadow": ["serve-gateway", "shadow", "", "duckdb://{tmp}/shadow.duckdb"],
     }
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

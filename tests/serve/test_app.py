@@ -12,6 +12,7 @@ import pytest
 
 from proving.assign import assign
 from proving.serve import ServeConfig, create_app
+from proving.serve.backends import SklearnBackend
 from proving.spec import parse_spec
 from proving.telemetry.duckdb_store import DuckDBStore
 from proving.testing import FakeModel
@@ -63,7 +64,7 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 class Harness:
-    def __init__(self, models: dict[str, FakeModel], **config: Any) -> None:
+    def __init__(self, models: dict[str, Any], **config: Any) -> None:
         self.models = models
         self.store = DuckDBStore(":memory:")
         self.app = create_app(
@@ -181,6 +182,61 @@ def test_a_shadow_that_raises_or_hangs_is_invisible() -> None:
         assert sorted(p["status"] for p in shadows) == ["error", "timeout"]
 
     with_client(body)
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "task"])
+def test_a_shadow_runs_after_the_response_is_sent_and_logs_its_failures(threaded: bool) -> None:
+    """An inline challenger is mirrored without a task; either way, after the answer."""
+    order: list[str] = []
+
+    class Doubler:  # an "estimator" that doubles its one feature, and fails at -1
+        def predict(self, rows: Any) -> Any:
+            order.append("shadow")
+            if rows[0, 0] == -1:
+                raise RuntimeError("challenger broke")
+            return rows[:, 0] * 2
+
+    challenger = SklearnBackend(
+        Doubler(), name="chall", version="2", feature_order=["x"], threaded=threaded
+    )
+    harness = Harness({**_models(), "champ": lambda features: 1.0, "chall": challenger})
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        async def send_and_note(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.body":
+                order.append("response")
+
+        await harness.app(scope, receive, send_and_note)
+
+    async def main() -> None:
+        async with harness.app.router.lifespan_context(harness.app):
+            transport = httpx.ASGITransport(app=recording)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+                for rid, features in (("ok", {"x": 3.0}), ("err", {"x": -1}), ("bad", {})):
+                    r = await c.post(
+                        "/v1/predict/sh",
+                        json={"unit_id": "u1", "features": features},
+                        headers={"X-Request-ID": rid},
+                    )
+                    assert (r.status_code, r.json()["prediction"]) == (200, 1.0)
+                await asyncio.sleep(0.3)
+            rows = harness.rows("predictions")
+        # The k-th shadow call came after the k-th response was sent (the third request's
+        # features are refused before the estimator is reached).
+        responses = [i for i, event in enumerate(order) if event == "response"]
+        shadow_calls = [i for i, event in enumerate(order) if event == "shadow"]
+        assert len(responses) == 3 and len(shadow_calls) == 2
+        assert all(s > r for s, r in zip(shadow_calls, responses, strict=False))
+        shadows = {p["request_id"]: p for p in rows if p["role"] == "shadow"}
+        assert (shadows["ok"]["status"], shadows["ok"]["score"]) == ("ok", 6.0)
+        assert shadows["err"]["status"] == "error"
+        assert "RuntimeError: challenger broke" in shadows["err"]["output"]
+        # Features the challenger refuses are its error: the caller was already answered.
+        assert shadows["bad"]["status"] == "error"
+        assert "features ['x'] are missing" in shadows["bad"]["output"]
+
+    run(main())
 
 
 def test_shadow_concurrency_cap_skips_and_counts() -> None:

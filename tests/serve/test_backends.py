@@ -73,6 +73,34 @@ def test_entry_point_and_registered_models() -> None:
         load_backend(ModelRefSpec(name="s", uri="s3://b/m"))
 
 
+def test_inline_backends_answer_synchronously_and_others_refuse_to() -> None:
+    model = _fitted()
+    sklearn = SklearnBackend(model, method="predict_proba")
+    assert sklearn.inline
+    expected = model.predict_proba(pd.DataFrame({"a": [1.0], "b": [0.5]}))[0, 1]
+    assert sklearn.predict_inline({"b": 0.5, "a": 1.0}) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(BadFeaturesError, match=r"features \['b'\] are missing"):
+        sklearn.predict_inline({"a": 1.0})
+    with pytest.raises(BadFeaturesError, match="model 'model'"):  # sklearn's own check
+        sklearn.predict_inline([1.0, 2.0, 3.0])
+    plain = CallableBackend(lambda f: f * 2, name="double")
+    assert plain.inline and plain.predict_inline(21) == 42
+
+    async def coroutine(f: Any) -> Any:
+        return f
+
+    not_inline = [
+        CallableBackend(coroutine, name="async"),
+        CallableBackend(lambda f: f, name="threaded", threaded=True),
+        SklearnBackend(model, name="threaded-sk", threaded=True),
+        _remote(lambda request: httpx.Response(200, json={"predictions": [1]})),
+    ]
+    for backend in not_inline:
+        assert not backend.inline
+        with pytest.raises(NotImplementedError, match=f"'{backend.name}' is not inline"):
+            backend.predict_inline({})
+
+
 def _remote(handler: Any, **kwargs: Any) -> RemoteBackend:
     return RemoteBackend("http://model/predict", transport=httpx.MockTransport(handler), **kwargs)
 

@@ -86,12 +86,17 @@ class ModelBackend(abc.ABC):
     name: str = "model"
     version: str = "0"
     inline: bool = False
-    """True when ``predict`` runs synchronously on the event loop (cannot be timed out),
-    so the caller may skip arming a timer."""
+    """True when :meth:`predict_inline` answers synchronously on the event loop. The
+    gateway then calls it directly: no coroutine, no timer (nothing could interrupt it),
+    and no task for a shadow copy."""
 
     @abc.abstractmethod
     async def predict(self, features: Any) -> Any:
         """The model's output for one instance (any JSON value)."""
+
+    def predict_inline(self, features: Any) -> Any:
+        """:meth:`predict`, synchronously; only for backends whose ``inline`` is True."""
+        raise NotImplementedError(f"{type(self).__name__} '{self.name}' is not inline")
 
     async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
         """Outputs for several instances, in order (default: one call each, concurrently)."""
@@ -140,6 +145,11 @@ class CallableBackend(ModelBackend):
             return await cast(Callable[[Any], Awaitable[Any]], self.fn)(features)
         if self.threaded:
             return await asyncio.to_thread(self.fn, features)
+        return self.fn(features)
+
+    def predict_inline(self, features: Any) -> Any:
+        if not self.inline:
+            return super().predict_inline(features)
         return self.fn(features)
 
     async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
@@ -226,17 +236,25 @@ class SklearnBackend(ModelBackend):
             out = out[:, 1]
         return cast(list[Any], out.tolist())
 
-    async def predict(self, features: Any) -> Any:
-        return (await self.predict_batch([features]))[0]
-
-    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+    def _outputs(self, instances: Sequence[Any]) -> list[Any]:
         rows = [self._row(x) for x in instances]
         try:
-            if self.threaded:
-                return await asyncio.to_thread(self._run, rows)
             return self._run(rows)
         except ValueError as exc:  # sklearn's input validation
             raise BadFeaturesError(f"model '{self.name}': {exc}") from exc
+
+    async def predict(self, features: Any) -> Any:
+        return (await self.predict_batch([features]))[0]
+
+    def predict_inline(self, features: Any) -> Any:
+        if not self.inline:
+            return super().predict_inline(features)
+        return self._outputs([features])[0]
+
+    async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
+        if self.threaded:
+            return await asyncio.to_thread(self._outputs, instances)
+        return self._outputs(instances)
 
 
 class RemoteBackend(ModelBackend):

@@ -26,7 +26,7 @@ from typing import Any
 
 from proving.assign.assignment import Assignment
 from proving.errors import HTTPError
-from proving.serve.backends import BadFeaturesError
+from proving.serve.backends import BadFeaturesError, ModelBackend
 from proving.serve.deployment import Deployment, ServeConfig
 from proving.serve.interleave import team_draft
 from proving.serve.recorder import ModelCall, Recorder
@@ -61,42 +61,71 @@ class Served:
     extra_calls: list[ModelCall] = field(default_factory=list)
 
 
-def _model_of(ctx: RequestContext, variant: str) -> tuple[str, str]:
-    backend = ctx.deployment.backends.get(variant)
-    if backend is None:
-        return f"value:{variant}", f"spec-{ctx.spec.version}"
-    return backend.name, backend.version
+def _call_inline(
+    ctx: RequestContext,
+    variant: str,
+    backend: ModelBackend | None,
+    features: Any,
+    raise_bad_features: bool = True,
+) -> ModelCall:
+    """Call a value variant (``backend`` None) or an inline model, synchronously.
+
+    Nothing can interrupt a call that runs on the loop, so there is no timeout; the
+    gateway skips the coroutine, the timer and (for a shadow copy) the task.
+
+    Raises:
+        HTTPError: 422 when the model refuses the features as malformed (unless
+            ``raise_bad_features`` is False: then it is the call's error).
+    """
+    if backend is None:  # a value variant (feature flag): the value is the answer
+        value = ctx.spec.variant(variant).value
+        return ModelCall(variant, f"value:{variant}", f"spec-{ctx.spec.version}", value)
+    call = ModelCall(variant=variant, model=backend.name, version=backend.version)
+    start = time.perf_counter()
+    try:
+        call.output = backend.predict_inline(features)
+    except Exception as exc:
+        _failed(call, exc, raise_bad_features)
+    call.latency_ms = (time.perf_counter() - start) * 1000.0
+    return call
 
 
 async def call_variant(
-    ctx: RequestContext, variant: str, features: Any, timeout: float
+    ctx: RequestContext,
+    variant: str,
+    features: Any,
+    timeout: float,
+    raise_bad_features: bool = True,
 ) -> ModelCall:
     """Call one variant's model within ``timeout`` seconds; never raises on model failure.
 
     Raises:
-        HTTPError: 422 when the model refuses the features as malformed.
+        HTTPError: 422 when the model refuses the features as malformed (unless
+            ``raise_bad_features`` is False, as for a shadow copy, whose caller has
+            already been answered: then it is the call's error).
     """
-    model, version = _model_of(ctx, variant)
-    call = ModelCall(variant=variant, model=model, version=version)
     backend = ctx.deployment.backends.get(variant)
-    if backend is None:  # a value variant (feature flag): the value is the answer
-        call.output = ctx.spec.variant(variant).value
-        return call
+    if backend is None or backend.inline:
+        return _call_inline(ctx, variant, backend, features, raise_bad_features)
+    call = ModelCall(variant=variant, model=backend.name, version=backend.version)
     start = time.perf_counter()
     try:
-        if backend.inline:  # runs to completion on the loop: a timer could not stop it
+        async with asyncio.timeout(timeout):
             call.output = await backend.predict(features)
-        else:
-            async with asyncio.timeout(timeout):
-                call.output = await backend.predict(features)
     except TimeoutError:
         call.status, call.error = "timeout", f"no answer within {timeout * 1000:g} ms"
-    except BadFeaturesError as exc:
-        raise HTTPError(422, str(exc)) from exc
-    except Exception as exc:  # any model failure is data, not a crash of the gateway
-        call.status, call.error = "error", f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:
+        _failed(call, exc, raise_bad_features)
     call.latency_ms = (time.perf_counter() - start) * 1000.0
     return call
+
+
+def _failed(call: ModelCall, exc: Exception, raise_bad_features: bool) -> None:
+    """Record a model's failure on its call; raise a 422 if the features were at fault."""
+    if raise_bad_features and isinstance(exc, BadFeaturesError):
+        raise HTTPError(422, str(exc)) from exc
+    # Any model failure is data, not a crash of the gateway.
+    call.status, call.error = "error", f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _log(ctx: RequestContext, call: ModelCall, role: str = "served") -> None:
@@ -152,13 +181,24 @@ def _mirror(ctx: RequestContext, features: Any) -> None:
     """Send shadow copies to the challengers, off the response path."""
     dep = ctx.deployment
     for variant in ctx.assignment.shadow_variants:
+        backend = dep.backends.get(variant)
+        if backend is None or backend.inline:
+            started = dep.mirror.submit_inline(_shadow_inline, ctx, variant, backend, features)
+        else:
 
-        async def copy(variant: str = variant) -> None:
-            call = await call_variant(ctx, variant, features, dep.shadow_timeout)
-            _log(ctx, call, role="shadow")
+            async def copy(variant: str = variant) -> None:
+                call = await call_variant(ctx, variant, features, dep.shadow_timeout, False)
+                _log(ctx, call, role="shadow")
 
-        if not dep.mirror.submit(copy):
+            started = dep.mirror.submit(copy)
+        if not started:
             ctx.recorder.metrics.shadow_skipped.labels(dep.name, variant, "concurrency").inc()
+
+
+def _shadow_inline(
+    ctx: RequestContext, variant: str, backend: ModelBackend | None, features: Any
+) -> None:
+    _log(ctx, _call_inline(ctx, variant, backend, features, False), role="shadow")
 
 
 async def serve_predict(ctx: RequestContext) -> Served:
