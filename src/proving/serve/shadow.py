@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 class ShadowMirror:
-    """Runs shadow copies as background tasks, at most ``max_concurrency`` at once."""
+    """Runs shadow copies as background tasks, or as loop callbacks for inline models, at
+    most ``max_concurrency`` at once."""
 
     def __init__(self, max_concurrency: int) -> None:
         self.max_concurrency = max_concurrency
