@@ -19,7 +19,7 @@ that runs valgrind slower makes more and smaller commits, each with DuckDB's fix
 So the gateways' rows also give the commits in the window (read from ``/metrics``) and
 the other threads' instructions per commit.
 
-Needs valgrind (``apt-get install valgrind``). Takes about two minutes.
+Needs valgrind (``apt-get install valgrind``). Takes 3 to 10 minutes (more on a busy host).
 
 Run:  .venv/bin/python benchmarks/gateway_instructions.py [--requests 2000]
 """
