@@ -174,12 +174,12 @@ async def open_loop(
     return out
 
 
-async def _lagging(lags: list[float], stop: asyncio.Event) -> None:
-    """The client's own stalls: how late each 1 ms sleep of its event loop wakes up."""
+async def _lagging(lags: list[float], stop: asyncio.Event, nap: float = 0.001) -> None:
+    """The client's own stalls: how late each ``nap`` of its event loop wakes up."""
     while not stop.is_set():
         before = time.perf_counter()
-        await asyncio.sleep(0.001)
-        lags.append(time.perf_counter() - before - 0.001)
+        await asyncio.sleep(nap)
+        lags.append(time.perf_counter() - before - nap)
 
 
 async def _probed(

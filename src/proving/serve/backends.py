@@ -96,7 +96,10 @@ class ModelBackend(abc.ABC):
 
     def predict_inline(self, features: Any) -> Any:
         """:meth:`predict`, synchronously; only for backends whose ``inline`` is True."""
-        raise NotImplementedError(f"{type(self).__name__} '{self.name}' is not inline")
+        raise NotImplementedError(
+            f"{type(self).__name__} '{self.name}' is not inline (its `inline` is False). "
+            "Fix: await predict() instead."
+        )
 
     async def predict_batch(self, instances: Sequence[Any]) -> list[Any]:
         """Outputs for several instances, in order (default: one call each, concurrently)."""

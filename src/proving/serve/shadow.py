@@ -49,11 +49,11 @@ class ShadowMirror:
         """Shadow copies started and not finished."""
         return len(self._tasks) + self._scheduled
 
-    def submit(self, copy: Callable[[], Awaitable[None]]) -> bool:
-        """Start ``copy()`` in the background; False (not started) at the cap."""
+    def submit(self, copy: Callable[..., Awaitable[None]], *args: Any) -> bool:
+        """Start ``copy(*args)`` in the background; False (not started) at the cap."""
         if self.inflight >= self.max_concurrency:
             return False
-        task = asyncio.get_running_loop().create_task(self._guard(copy))
+        task = asyncio.get_running_loop().create_task(self._guard(copy(*args)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -75,9 +75,9 @@ class ShadowMirror:
             self._scheduled -= 1
 
     @staticmethod
-    async def _guard(copy: Callable[[], Awaitable[None]]) -> None:
+    async def _guard(copy: Awaitable[None]) -> None:
         try:
-            await copy()
+            await copy
         except Exception:  # a shadow failure is logged, never raised to anyone
             logger.exception("shadow copy failed")
 

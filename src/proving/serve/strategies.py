@@ -185,20 +185,23 @@ def _mirror(ctx: RequestContext, features: Any) -> None:
         if backend is None or backend.inline:
             started = dep.mirror.submit_inline(_shadow_inline, ctx, variant, backend, features)
         else:
-
-            async def copy(variant: str = variant) -> None:
-                call = await call_variant(ctx, variant, features, dep.shadow_timeout, False)
-                _log(ctx, call, role="shadow")
-
-            started = dep.mirror.submit(copy)
+            started = dep.mirror.submit(_shadow, ctx, variant, features)
         if not started:
             ctx.recorder.metrics.shadow_skipped.labels(dep.name, variant, "concurrency").inc()
+
+
+# A shadow's caller has been answered: features its model refuses are the call's error.
 
 
 def _shadow_inline(
     ctx: RequestContext, variant: str, backend: ModelBackend | None, features: Any
 ) -> None:
     _log(ctx, _call_inline(ctx, variant, backend, features, False), role="shadow")
+
+
+async def _shadow(ctx: RequestContext, variant: str, features: Any) -> None:
+    timeout = ctx.deployment.shadow_timeout
+    _log(ctx, await call_variant(ctx, variant, features, timeout, False), role="shadow")
 
 
 async def serve_predict(ctx: RequestContext) -> Served:
