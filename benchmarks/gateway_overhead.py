@@ -25,6 +25,7 @@ loop), and the p99 of the load generator's own stalls (``client lag p99``: how l
 1 ms sleeps wake up; a stalled client delays the requests it was due to send). When
 either is large, p99 measures the host, and only the CPU per request still compares the
 code. Steal comes in bursts, so a low average does not prove a quiet host.
+``gateway_tail.py`` says which background work the slowest requests overlapped.
 ``--scenarios`` runs some of them (``remote`` is (d)).
 
 Traffic: ``UNITS`` distinct users in turn (see below), the same bodies for every scenario.
@@ -86,7 +87,13 @@ def serve_bare(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def serve_gateway(port: int, mode: str, remote: str | None, store: str) -> None:
+def serve_gateway(
+    port: int,
+    mode: str,
+    remote: str | None,
+    store: str,
+    writer_options: dict[str, Any] | None = None,
+) -> None:
     import uvicorn
 
     from proving.serve import create_app
@@ -105,7 +112,10 @@ def serve_gateway(port: int, mode: str, remote: str | None, store: str) -> None:
     text = f"name: bench\nmode: {mode}\nvariants:\n{variants}"
     if mode == "shadow":
         text += "shadow: {sample_rate: 1.0, max_concurrency: 256}\n"
-    app = create_app([parse_spec(text)], store=store, models={"m": model, "m2": model})
+    app = create_app(
+        [parse_spec(text)], store=store, models={"m": model, "m2": model},
+        writer_options=writer_options,
+    )  # fmt: skip
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -123,7 +133,7 @@ async def _connection(
     port: int,
     requests: list[bytes],
     schedule: asyncio.Queue[tuple[int, float]],
-    out: list[float],
+    out: list[tuple[float, float]],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -145,7 +155,7 @@ async def _connection(
             await reader.readexactly(length)
             elapsed = time.perf_counter() - due
             # a non-200 answer is recorded as a negative latency: counted as an error
-            out.append(elapsed if head.startswith(b"HTTP/1.1 200") else -elapsed)
+            out.append((due, elapsed if head.startswith(b"HTTP/1.1 200") else -elapsed))
     finally:
         writer.close()
 
@@ -159,15 +169,16 @@ def _http_request(path: str, body: bytes) -> bytes:
 
 async def open_loop(
     port: int, path: str, bodies: list[bytes], rate: float, seconds: float
-) -> list[float]:
-    """Latencies (s) of requests sent at ``rate`` per second for ``seconds``, cycling
-    through ``bodies``."""
+) -> list[tuple[float, float]]:
+    """(scheduled send time, latency) in seconds of requests sent at ``rate`` per second
+    for ``seconds``, cycling through ``bodies``. The send time is ``time.perf_counter()``:
+    on Linux the machine's monotonic clock, which other processes can compare with."""
     requests = [_http_request(path, body) for body in bodies]
     schedule: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
     start = time.perf_counter() + 0.2
     for i in range(int(rate * seconds)):
         schedule.put_nowait((i, start + i / rate))
-    out: list[float] = []
+    out: list[tuple[float, float]] = []
     await asyncio.gather(
         *(_connection("127.0.0.1", port, requests, schedule, out) for _ in range(64))
     )
@@ -184,8 +195,8 @@ async def _lagging(lags: list[float], stop: asyncio.Event, nap: float = 0.001) -
 
 async def _probed(
     port: int, path: str, bodies: list[bytes], rate: float, seconds: float
-) -> tuple[list[float], list[float]]:
-    """:func:`open_loop`'s latencies, and the client loop's lags meanwhile."""
+) -> tuple[list[tuple[float, float]], list[float]]:
+    """:func:`open_loop`'s answer, and the client loop's lags meanwhile."""
     lags: list[float] = []
     stop = asyncio.Event()
     probe = asyncio.create_task(_lagging(lags, stop))
@@ -217,7 +228,7 @@ def latency(
             check=True,
         )  # fmt: skip
         measured = json.loads(result.read_text())
-    raw = measured["latencies"]
+    raw = [elapsed for _, elapsed in measured["latencies"]]
     values = sorted(abs(v) for v in raw)
     q = statistics.quantiles(values, n=100, method="inclusive")
     lag = statistics.quantiles(measured["lags"], n=100, method="inclusive")[98]
@@ -298,13 +309,17 @@ def throughput(port: int, path: str, bodies: list[bytes], seconds: float) -> flo
 
 
 def _start(
-    args: list[str], port: int, wrapper: Sequence[str] = (), wait: float = 60
+    args: list[str],
+    port: int,
+    wrapper: Sequence[str] = (),
+    wait: float = 60,
+    script: str = __file__,
 ) -> subprocess.Popen[bytes]:
-    """Start a server subprocess (under ``wrapper``, e.g. valgrind) and wait up to ``wait``
-    seconds until it answers a prediction (of ``BODY``, the first user)."""
+    """Start a server subprocess of ``script`` (under ``wrapper``, e.g. valgrind) and wait
+    up to ``wait`` seconds until it answers a prediction (of ``BODY``, the first user)."""
     import httpx
 
-    process = subprocess.Popen([*wrapper, sys.executable, __file__, *args, str(port)])
+    process = subprocess.Popen([*wrapper, sys.executable, script, *args, str(port)])
     url = f"http://127.0.0.1:{port}/v1/predict/bench"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and process.poll() is None:
