@@ -161,6 +161,7 @@ def measure(mode: str, variant: str, opts: Any, tmp: Path, round_: int) -> dict[
         "p50_ms": quantile(latencies, 0.50) * 1e3,
         "p99_ms": quantile(latencies, 0.99) * 1e3,
         "p999_ms": quantile(latencies, 0.999) * 1e3,
+        "errors": sum(1 for _, elapsed in requests if elapsed < 0),  # non-200 answers
         "overlaps": overlaps(requests, json.loads(spans_path.read_text())),
     }
 
@@ -175,7 +176,8 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], variants: list[
             f"\n{mode} / {variant}: p50 {statistics.median(r['p50_ms'] for r in rounds):.3f} ms, "
             f"p99 {p99:.3f} ms ({p99 / base:.0%} of {variants[0]}), p99.9 "
             f"{statistics.median(r['p999_ms'] for r in rounds):.3f} ms (medians of "
-            f"{len(rounds)} rounds; p99 of each: {' '.join(f'{v:.2f}' for v in p99s)})"
+            f"{len(rounds)} rounds; p99 of each: {' '.join(f'{v:.2f}' for v in p99s)}); "
+            f"errors: {sum(r['errors'] for r in rounds)}"
         )
         everything: dict[tuple[str, ...], list[float]] = defaultdict(list)
         slow: dict[tuple[str, ...], int] = defaultdict(int)
