@@ -190,18 +190,21 @@ def _mirror(ctx: RequestContext, features: Any) -> None:
             ctx.recorder.metrics.shadow_skipped.labels(dep.name, variant, "concurrency").inc()
 
 
-# A shadow's caller has been answered: features its model refuses are the call's error.
-
-
 def _shadow_inline(
     ctx: RequestContext, variant: str, backend: ModelBackend | None, features: Any
 ) -> None:
-    _log(ctx, _call_inline(ctx, variant, backend, features, False), role="shadow")
+    """A shadow copy run as a loop callback. Its caller has been answered, so features its
+    model refuses are the call's error, not a 422."""
+    call = _call_inline(ctx, variant, backend, features, raise_bad_features=False)
+    _log(ctx, call, role="shadow")
 
 
 async def _shadow(ctx: RequestContext, variant: str, features: Any) -> None:
+    """A shadow copy run as a task, within the deployment's shadow timeout (refused
+    features are the call's error, as in :func:`_shadow_inline`)."""
     timeout = ctx.deployment.shadow_timeout
-    _log(ctx, await call_variant(ctx, variant, features, timeout, False), role="shadow")
+    call = await call_variant(ctx, variant, features, timeout, raise_bad_features=False)
+    _log(ctx, call, role="shadow")
 
 
 async def serve_predict(ctx: RequestContext) -> Served:
