@@ -21,10 +21,12 @@ Variants of the gateway take turns within each round (``--variants``):
 - ``default``: as shipped;
 - ``nice``: the telemetry threads at nice 10 (Linux sets it per thread), so that the event
   loop wins a core when they compete for it;
+- ``batch``: the telemetry threads under ``SCHED_BATCH``, Linux's policy for work that
+  should not preempt others when it wakes, at their usual share of the CPU;
 - ``convert-every=N``: ``BatchWriter(convert_every=N)``.
 
 Run:  .venv/bin/python benchmarks/gateway_tail.py [--seconds 10] [--repeat 5]
-          [--modes split,shadow] [--variants default,nice,convert-every=128]
+          [--modes split,shadow] [--variants default,nice,batch,convert-every=128]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,11 @@ THREADS = {
     "proving-telemetry-committer": "committer",
 }
 TELEMETRY_THREADS = ("proving-telemetry-writer", "proving-telemetry-committer")
+# How a variant lowers the telemetry threads, given a thread's native id.
+LOWERED: dict[str, Callable[[int], None]] = {
+    "nice": lambda tid: os.setpriority(os.PRIO_PROCESS, tid, 10),
+    "batch": lambda tid: os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0)),
+}
 
 # -- the probed gateway (a subprocess of this script) --------------------------------------
 
@@ -96,16 +104,16 @@ def serve(mode: str, variant: str, store: str, spans_path: Path, port: int) -> N
     writer_options: dict[str, Any] = {}
     if variant.startswith("convert-every="):
         writer_options["convert_every"] = int(variant.split("=", 1)[1])
-    elif variant == "nice":
-        run = threading.Thread.run
+    elif variant in LOWERED:
+        run, lower = threading.Thread.run, LOWERED[variant]
 
-        def niced(self: threading.Thread) -> None:
+        def lowered(self: threading.Thread) -> None:
             if self.name in TELEMETRY_THREADS:
                 # On Linux a thread id names one thread: only it is lowered.
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+                lower(threading.get_native_id())
             run(self)
 
-        threading.Thread.run = niced  # type: ignore[method-assign]
+        threading.Thread.run = lowered  # type: ignore[method-assign]
     # uvicorn shuts down on SIGTERM, then raises it again for the handler it found: let
     # that one return, so the spans are written after the shutdown's last commit.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -164,7 +172,7 @@ def measure(
         "p99_ms": quantile(latencies, 0.99) * 1e3,
         "p999_ms": quantile(latencies, 0.999) * 1e3,
         "errors": sum(1 for _, elapsed in requests if elapsed < 0),  # non-200 answers
-        # the load generator's own stalls, a sign of a host too busy to judge p99 on
+        # the load generator's own lag, a sign of a host too busy to judge p99 on
         "client_lag_p99_ms": quantile(measured["lags"], 0.99) * 1e3,
         "overlaps": overlaps(requests, json.loads(spans_path.read_text())),
     }
@@ -212,7 +220,7 @@ def main() -> None:
     parser.add_argument("--modes", default="split,shadow", help="of split, shadow")
     parser.add_argument(
         "--variants", default="default,nice",
-        help="comma-separated, of default, nice, convert-every=N; the first is the baseline",
+        help="comma-separated, of default, nice, batch, convert-every=N; the first is the baseline",
     )  # fmt: skip
     opts = parser.parse_args()
     modes, variants = opts.modes.split(","), opts.variants.split(",")
@@ -220,8 +228,11 @@ def main() -> None:
         if name not in MODES:
             parser.error(f"unknown mode {name!r}; choose from {', '.join(MODES)}")
     for name in variants:
-        if name not in ("default", "nice") and not name.startswith("convert-every="):
-            parser.error(f"unknown variant {name!r}; choose from default, nice, convert-every=N")
+        if name not in ("default", *LOWERED) and not name.startswith("convert-every="):
+            parser.error(
+                f"unknown variant {name!r}; choose from default, {', '.join(LOWERED)}, "
+                "convert-every=N"
+            )
     results: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         bodies = Path(tmp) / "bodies.json"
