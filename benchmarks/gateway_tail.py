@@ -19,14 +19,15 @@ share of all requests is what p99 is made of.
 Variants of the gateway take turns within each round (``--variants``):
 
 - ``default``: as shipped;
-- ``nice``: the telemetry threads at nice 10 (Linux sets it per thread), so that the event
-  loop wins a core when they compete for it;
-- ``batch``: the telemetry threads under ``SCHED_BATCH``, Linux's policy for work that
-  should not preempt others when it wakes, at their usual share of the CPU;
+- ``nice=N``: the telemetry threads N nicer than the event loop
+  (``BatchWriter(nice=N)``; the gateway's default is 10, and ``nice=0`` runs them as the
+  loop);
+- ``batch``: the telemetry threads at the loop's nice value, under ``SCHED_BATCH``,
+  Linux's policy for work that should not preempt others when it wakes;
 - ``convert-every=N``: ``BatchWriter(convert_every=N)``.
 
 Run:  .venv/bin/python benchmarks/gateway_tail.py [--seconds 10] [--repeat 5]
-          [--modes split,shadow] [--variants default,nice,batch,convert-every=128]
+          [--modes split,shadow] [--variants default,nice=0,batch,convert-every=128]
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,6 @@ THREADS = {
     "proving-telemetry-committer": "committer",
 }
 TELEMETRY_THREADS = ("proving-telemetry-writer", "proving-telemetry-committer")
-# How a variant lowers the telemetry threads, given a thread's native id.
-LOWERED: dict[str, Callable[[int], None]] = {
-    "nice": lambda tid: os.setpriority(os.PRIO_PROCESS, tid, 10),
-    "batch": lambda tid: os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0)),
-}
 
 # -- the probed gateway (a subprocess of this script) --------------------------------------
 
@@ -104,16 +99,18 @@ def serve(mode: str, variant: str, store: str, spans_path: Path, port: int) -> N
     writer_options: dict[str, Any] = {}
     if variant.startswith("convert-every="):
         writer_options["convert_every"] = int(variant.split("=", 1)[1])
-    elif variant in LOWERED:
-        run, lower = threading.Thread.run, LOWERED[variant]
+    elif variant.startswith("nice="):
+        writer_options["nice"] = int(variant.split("=", 1)[1])
+    elif variant == "batch":
+        writer_options["nice"] = 0
+        run = threading.Thread.run
 
-        def lowered(self: threading.Thread) -> None:
-            if self.name in TELEMETRY_THREADS:
-                # On Linux a thread id names one thread: only it is lowered.
-                lower(threading.get_native_id())
+        def batched(self: threading.Thread) -> None:
+            if self.name in TELEMETRY_THREADS:  # on Linux a thread id names one thread
+                os.sched_setscheduler(threading.get_native_id(), os.SCHED_BATCH, os.sched_param(0))
             run(self)
 
-        threading.Thread.run = lowered  # type: ignore[method-assign]
+        threading.Thread.run = batched  # type: ignore[method-assign]
     # uvicorn shuts down on SIGTERM, then raises it again for the handler it found: let
     # that one return, so the spans are written after the shutdown's last commit.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -219,8 +216,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="rounds; medians are printed")
     parser.add_argument("--modes", default="split,shadow", help="of split, shadow")
     parser.add_argument(
-        "--variants", default="default,nice",
-        help="comma-separated, of default, nice, batch, convert-every=N; the first is the baseline",
+        "--variants", default="default,nice=0",
+        help="comma-separated, of default, nice=N, batch, convert-every=N; the first is the "
+        "baseline",
     )  # fmt: skip
     opts = parser.parse_args()
     modes, variants = opts.modes.split(","), opts.variants.split(",")
@@ -228,10 +226,11 @@ def main() -> None:
         if name not in MODES:
             parser.error(f"unknown mode {name!r}; choose from {', '.join(MODES)}")
     for name in variants:
-        if name not in ("default", *LOWERED) and not name.startswith("convert-every="):
+        knob, _, value = name.partition("=")
+        known = name in ("default", "batch") or (knob in ("nice", "convert-every") and value)
+        if not known or not (value or "0").isdigit():
             parser.error(
-                f"unknown variant {name!r}; choose from default, {', '.join(LOWERED)}, "
-                "convert-every=N"
+                f"unknown variant {name!r}; choose from default, nice=N, batch, convert-every=N"
             )
     results: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:

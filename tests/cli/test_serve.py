@@ -34,3 +34,12 @@ def test_bad_store_url_exits_2(tmp_path: Path) -> None:
     spec.write_text("name: s\nvariants: [{name: a}, {name: b}]\n")
     result = runner.invoke(app, ["serve", "--spec", str(spec), "--store", "ftp://x"])
     assert result.exit_code == 2 and "unknown scheme" in result.output
+
+
+def test_telemetry_nice_out_of_range_exits_2(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nvariants: [{name: a}, {name: b}]\n")
+    result = runner.invoke(
+        app, ["serve", "--spec", str(spec), "--store", ":memory:", "--telemetry-nice", "20"]
+    )
+    assert result.exit_code == 2 and "--telemetry-nice" in result.output

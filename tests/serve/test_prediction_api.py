@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -240,6 +243,27 @@ def test_ranking_with_a_predictors_deployment_is_a_422_naming_the_fix() -> None:
 def test_a_negative_exposure_cache_size_is_refused_with_the_fix() -> None:
     with pytest.raises(ServeError, match="exposure_cache_size must be >= 0"):
         ServeConfig(exposure_cache_size=-1)
+
+
+@pytest.mark.parametrize("nice", [-1, 20])
+def test_a_telemetry_nice_out_of_range_is_refused_naming_the_range(nice: int) -> None:
+    message = rf"telemetry_nice must be between 0 .* and 19; got {nice}\."
+    with pytest.raises(ServeError, match=message):
+        ServeConfig(telemetry_nice=nice)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_gateway_runs_its_telemetry_threads_nicer_than_the_event_loop() -> None:
+    async def body(c: httpx.AsyncClient, h: Harness) -> None:
+        r = await c.post("/v1/predict/ab", json={"unit_id": "u1"})
+        assert r.status_code == 200, r.text
+        assert len(h.rows("predictions")) == 1  # a commit: both threads are running
+        loop = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        for thread in (h.writer._thread, h.writer._committer):
+            niceness = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+            assert niceness > loop and niceness == min(19, loop + ServeConfig().telemetry_nice)
+
+    _in_harness(body)
 
 
 # -- a bug in the gateway: 500, counted, and the next request is served ----------------

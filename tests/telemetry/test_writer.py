@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import threading
 import time
 import weakref
@@ -231,6 +233,8 @@ def test_flush_timeout_is_an_error() -> None:
         ({"max_batch": 0}, "max_batch must be >= 1; got 0"),
         ({"max_queue": -5}, "max_queue must be >= 1; got -5"),
         ({"flush_interval": 0}, "flush_interval must be > 0 seconds; got 0"),
+        ({"nice": -1}, r"nice must be between 0 \(as the caller\) and 19 .*got -1"),
+        ({"nice": 20}, "nice must be between 0 .*got 20"),
     ],
 )
 def test_bad_parameters(kwargs: dict[str, float], message: str) -> None:
@@ -383,3 +387,28 @@ def test_convert_every_zero_leaves_conversion_to_the_writer_thread() -> None:
     assert store.count("outcomes") == 300
     with pytest.raises(TelemetryError, match="convert_every must be >= 0"):
         BatchWriter(store, convert_every=-1)
+
+
+def _niceness(thread: threading.Thread) -> int:
+    assert thread.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_nice_lowers_the_two_writer_threads_and_nothing_else() -> None:
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if caller > 14:
+        pytest.skip(f"this process already runs at nice {caller}")
+    store = GatedStore()
+    writer = BatchWriter(store, flush_interval=0.02, nice=5, registry=CollectorRegistry())
+    plain = BatchWriter(store, flush_interval=0.02, registry=CollectorRegistry())
+    for event in events(50):
+        assert writer.emit(event)
+    writer.flush(5)  # both threads have passed their start (a commit happened)
+    plain.flush(5)
+    assert _niceness(writer._thread) == _niceness(writer._committer) == caller + 5
+    assert _niceness(plain._thread) == _niceness(plain._committer) == caller
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    assert store.count("outcomes") == 50
+    writer.close(timeout=5)
+    plain.close(timeout=5)

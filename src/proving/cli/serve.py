@@ -77,6 +77,15 @@ def serve_command(
             min=0,
         ),
     ] = 100_000,
+    telemetry_nice: Annotated[
+        int,
+        typer.Option(
+            help="How much nicer the telemetry threads run than the event loop (Linux), so "
+            "that event-store commits do not take its core; 0: as the loop.",
+            min=0,
+            max=19,
+        ),
+    ] = 10,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the gateway: predict, rank, ingest, metrics and the admin API."""
@@ -105,6 +114,7 @@ def serve_command(
         threaded_models=threaded_models,
         log_features=log_features,
         exposure_cache_size=exposure_cache_size,
+        telemetry_nice=telemetry_nice,
     )
     try:
         app = create_app(

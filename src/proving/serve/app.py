@@ -175,13 +175,15 @@ def create_app(
         config: timeouts, batching and limits.
         admin_token: the admin API's bearer token (None: admin API refused).
         spec_paths: spec file per deployment, watched for new versions.
-        writer_options: keyword arguments of :class:`~proving.telemetry.writer.BatchWriter`.
+        writer_options: keyword arguments of :class:`~proving.telemetry.writer.BatchWriter`
+            (its ``nice`` is ``config.telemetry_nice`` unless given here).
     """
     config = config or ServeConfig()
     event_store = open_store(store if isinstance(store, str) else ":memory:") if not isinstance(
         store, EventStore) else store  # fmt: skip
     metrics = GatewayMetrics()
-    writer = BatchWriter(event_store, registry=metrics.registry, **dict(writer_options or {}))
+    options = {"nice": config.telemetry_nice, **dict(writer_options or {})}
+    writer = BatchWriter(event_store, registry=metrics.registry, **options)
     gateway = Gateway(
         specs, writer=writer, state_store=event_store, models=models, config=config,
         metrics=metrics,

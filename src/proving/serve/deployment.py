@@ -47,6 +47,9 @@ class ServeConfig:
             requests in the same variant log no new exposure (metrics count a unit's first
             exposure; GrowthBook's SDKs dedupe their tracking calls the same way). The
             oldest are forgotten first; 0 logs an exposure on every request.
+        telemetry_nice: on Linux, how much nicer (0 to 19) the telemetry writer's threads
+            run than the server's event loop, so that an event-store commit does not take
+            the loop's core (:class:`~proving.telemetry.writer.BatchWriter`'s ``nice``).
     """
 
     challenger_timeout_ms: float = 250.0
@@ -59,12 +62,18 @@ class ServeConfig:
     drain_timeout: float = 10.0
     log_features: bool = True
     exposure_cache_size: int = 100_000
+    telemetry_nice: int = 10
 
     def __post_init__(self) -> None:
         if self.exposure_cache_size < 0:
             raise ServeError(
                 f"ServeConfig: exposure_cache_size must be >= 0 (0 logs every request's "
                 f"exposure); got {self.exposure_cache_size}."
+            )
+        if not 0 <= self.telemetry_nice <= 19:
+            raise ServeError(
+                f"ServeConfig: telemetry_nice must be between 0 (the telemetry threads as "
+                f"the event loop) and 19; got {self.telemetry_nice}."
             )
 
 

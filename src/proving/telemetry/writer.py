@@ -49,6 +49,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -232,6 +234,11 @@ class BatchWriter:
             writer thread. Converting holds the GIL either way, and in the thread that made
             the events it costs a third as much: their objects are still in that core's
             cache, and no GIL hand-over is needed (BENCHMARKS.md, "Gateway overhead").
+        nice: on Linux, the writer's two threads run this much nicer (0 to 19) than the
+            thread that made the writer, so that a server's event loop wins a core when
+            they compete for one; 0 leaves them as they are. Elsewhere it is ignored.
+            The gateway uses 10: a commit then barely slows the requests it overlaps
+            (BENCHMARKS.md, "Where the p99 comes from").
     """
 
     def __init__(
@@ -245,6 +252,7 @@ class BatchWriter:
         retry_backoff: float = 0.05,
         registry: CollectorRegistry | None = None,
         convert_every: int = 512,
+        nice: int = 0,
     ) -> None:
         for name, value in (("max_batch", max_batch), ("max_queue", max_queue)):
             if value < 1:
@@ -253,6 +261,11 @@ class BatchWriter:
             raise TelemetryError(
                 f"BatchWriter: convert_every must be >= 0 (0: the writer thread converts); "
                 f"got {convert_every}."
+            )
+        if not 0 <= nice <= 19:
+            raise TelemetryError(
+                f"BatchWriter: nice must be between 0 (as the caller) and 19 (lowest "
+                f"priority); got {nice}."
             )
         if not flush_interval > 0:
             raise TelemetryError(
@@ -264,6 +277,7 @@ class BatchWriter:
         self.max_queue = max_queue
         self.retries = retries
         self.retry_backoff = retry_backoff
+        self.nice = nice
         self.metrics = WriterMetrics.for_registry(registry or REGISTRY)
         self.stats = WriterStats()
         # 0: a staged list never fills (max_queue + 1), so the flusher converts everything.
@@ -440,7 +454,20 @@ class BatchWriter:
         wanted = self._flush_requested or self._submissions_waiting > 0 or timed_out
         return idle and wanted and self._queued_events > 0
 
+    def _lower_priority(self) -> None:
+        """Make the calling thread ``self.nice`` nicer (Linux, where a thread's id names it
+        alone; a new thread starts at its creator's nice value)."""
+        if not self.nice or sys.platform != "linux":
+            return
+        tid = threading.get_native_id()
+        try:
+            niceness = min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except OSError as exc:  # a sandbox may forbid it: the writer works as before
+            logger.warning("BatchWriter: could not lower the priority of a thread: %s", exc)
+
     def _run(self) -> None:
+        self._lower_priority()
         while True:
             with self._cond:
                 deadline = time.monotonic() + self.flush_interval
@@ -498,6 +525,7 @@ class BatchWriter:
         return batch
 
     def _commit_loop(self) -> None:
+        self._lower_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._slot is not None or self._flusher_done)
