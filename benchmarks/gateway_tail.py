@@ -55,6 +55,8 @@ THREADS = {
     "proving-telemetry-committer": "committer",
 }
 TELEMETRY_THREADS = ("proving-telemetry-writer", "proving-telemetry-committer")
+# Variants "knob=N": the BatchWriter argument each sets to N.
+WRITER_KNOBS = {"nice": "nice", "convert-every": "convert_every"}
 
 # -- the probed gateway (a subprocess of this script) --------------------------------------
 
@@ -97,10 +99,9 @@ def serve(mode: str, variant: str, store: str, spans_path: Path, port: int) -> N
     gc.callbacks.append(collection)
 
     writer_options: dict[str, Any] = {}
-    if variant.startswith("convert-every="):
-        writer_options["convert_every"] = int(variant.split("=", 1)[1])
-    elif variant.startswith("nice="):
-        writer_options["nice"] = int(variant.split("=", 1)[1])
+    knob, _, value = variant.partition("=")
+    if knob in WRITER_KNOBS:
+        writer_options[WRITER_KNOBS[knob]] = int(value)
     elif variant == "batch":
         writer_options["nice"] = 0
         run = threading.Thread.run
@@ -227,8 +228,7 @@ def main() -> None:
             parser.error(f"unknown mode {name!r}; choose from {', '.join(MODES)}")
     for name in variants:
         knob, _, value = name.partition("=")
-        known = name in ("default", "batch") or (knob in ("nice", "convert-every") and value)
-        if not known or not (value or "0").isdigit():
+        if name not in ("default", "batch") and not (knob in WRITER_KNOBS and value.isdigit()):
             parser.error(
                 f"unknown variant {name!r}; choose from default, nice=N, batch, convert-every=N"
             )

@@ -254,6 +254,9 @@ def test_a_telemetry_nice_out_of_range_is_refused_naming_the_range(nice: int) ->
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
 def test_the_gateway_runs_its_telemetry_threads_nicer_than_the_event_loop() -> None:
+    if os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) >= 19:
+        pytest.skip("this process already runs at the lowest priority, nice 19")
+
     async def body(c: httpx.AsyncClient, h: Harness) -> None:
         r = await c.post("/v1/predict/ab", json={"unit_id": "u1"})
         assert r.status_code == 200, r.text
