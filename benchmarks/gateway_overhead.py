@@ -134,9 +134,10 @@ def serve_remote(port: int) -> None:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection of the open-loop client, one request in flight at a time.
 
-    A protocol, not a stream: the client's CPU per request is the server's share of the
-    machine it takes (2 cores here), so it is kept small. Answers are read by their
-    ``Content-Length`` (Starlette's and uvicorn's are, errors included)."""
+    A protocol, not a stream: on a 2-core machine every microsecond the client spends is
+    taken from the server it measures, and a protocol costs less per request. Answers are
+    read by their ``Content-Length`` (Starlette's and uvicorn's carry one, errors
+    included)."""
 
     def __init__(self, client: _OpenLoop) -> None:
         self.client = client
@@ -261,9 +262,8 @@ def open_loop(
     The times are ``time.perf_counter()``: on Linux the machine's monotonic clock, which
     other processes can compare with. The event loop waits in ``select()``, whose timeout
     is in microseconds: epoll's is in milliseconds, and asyncio rounds it up, so a client on
-    epoll sends each request up to 1 ms late and that lag counts as latency (at 1,000 req/s
-    to the bare app it was half the measured p50, 0.47 of 0.80 ms). With 16 connections,
-    ``select()`` costs little.
+    epoll sends each request up to 1 ms late and that lag counts as latency (BENCHMARKS.md,
+    "The load generator's own lag"). With 16 connections, ``select()`` costs little.
     """
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     try:
@@ -293,18 +293,28 @@ def latency(
              str(seconds), str(result)],
             check=True,
         )  # fmt: skip
-        measured = json.loads(result.read_text())
+        return summarize(json.loads(result.read_text()))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (q in steps of 0.001), interpolated between the
+    nearest two as numpy's default does."""
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
+
+
+def summarize(measured: dict[str, Any]) -> dict[str, float]:
+    """p50/p99 (ms), answers and errors (non-200) of a load generator's result, and the
+    p99 of its own lag."""
     raw = [elapsed for _, elapsed in measured["latencies"]]
-    values = sorted(abs(v) for v in raw)
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    lag = statistics.quantiles(measured["lags"], n=100, method="inclusive")[98]
-    errors = sum(1 for v in raw if v < 0)
+    latencies = [abs(v) for v in raw]
     return {
-        "p50_ms": q[49] * 1000,
-        "p99_ms": q[98] * 1000,
-        "client_lag_p99_ms": lag * 1000,
-        "n": len(values),
-        "errors": errors,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "client_lag_p99_ms": percentile(measured["lags"], 0.99) * 1000,
+        "n": len(latencies),
+        "errors": sum(1 for v in raw if v < 0),
     }
 
 

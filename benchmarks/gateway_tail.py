@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import gateway_overhead  # the sibling script: its servers and load generator (run as a script)
+from gateway_overhead import percentile
 
 MODES = {"split": "ab", "shadow": "shadow"}
 THREADS = {
@@ -54,7 +55,6 @@ THREADS = {
     "proving-telemetry-writer": "writer",
     "proving-telemetry-committer": "committer",
 }
-TELEMETRY_THREADS = ("proving-telemetry-writer", "proving-telemetry-committer")
 # Variants "knob=N": the BatchWriter argument each sets to N.
 WRITER_KNOBS = {"nice": "nice", "convert-every": "convert_every"}
 
@@ -107,7 +107,7 @@ def serve(mode: str, variant: str, store: str, spans_path: Path, port: int) -> N
         run = threading.Thread.run
 
         def batched(self: threading.Thread) -> None:
-            if self.name in TELEMETRY_THREADS:  # on Linux a thread id names one thread
+            if THREADS.get(self.name) in ("writer", "committer"):  # Linux: one thread's id
                 os.sched_setscheduler(threading.get_native_id(), os.SCHED_BATCH, os.sched_param(0))
             run(self)
 
@@ -139,11 +139,6 @@ def overlaps(
     return out
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def measure(
     mode: str, variant: str, opts: Any, tmp: Path, bodies: Path, round_: int
 ) -> dict[str, Any]:
@@ -164,14 +159,11 @@ def measure(
         process.wait(60)
     measured = json.loads(result.read_text())
     requests = [tuple(pair) for pair in measured["latencies"]]
-    latencies = [abs(elapsed) for _, elapsed in requests]
     return {
-        "p50_ms": quantile(latencies, 0.50) * 1e3,
-        "p99_ms": quantile(latencies, 0.99) * 1e3,
-        "p999_ms": quantile(latencies, 0.999) * 1e3,
-        "errors": sum(1 for _, elapsed in requests if elapsed < 0),  # non-200 answers
-        # the load generator's own lag, a sign of a host too busy to judge p99 on
-        "client_lag_p99_ms": quantile(measured["lags"], 0.99) * 1e3,
+        # p50, p99, errors (non-200 answers) and the load generator's own lag, a sign of a
+        # host too busy to judge p99 on: as gateway_overhead.py computes them
+        **gateway_overhead.summarize(measured),
+        "p999_ms": percentile([abs(elapsed) for _, elapsed in requests], 0.999) * 1e3,
         "overlaps": overlaps(requests, json.loads(spans_path.read_text())),
     }
 
@@ -202,7 +194,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], variants: list[
             lines.append(
                 f"  {' + '.join(kinds):44s} {len(everything[kinds]) / total:7.1%} "
                 f"{slow[kinds] / max(1, total_slow):7.1%} "
-                f"{quantile(everything[kinds], 0.9) * 1e3:7.2f}"
+                f"{percentile(everything[kinds], 0.9) * 1e3:7.2f}"
             )
     return "\n".join(lines)
 
